@@ -1,0 +1,216 @@
+"""The command line: python -m mnistnet fetch | train | evaluate | predict.
+
+Imports the core only. Bad arguments and unreadable files exit with code 2, a failed run
+with code 1, always with one line on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from . import data as data_mod
+from .drawing import preprocess_drawing
+from .metrics import evaluate_scaled
+from .modelfile import load_model, save_model
+from .network import MLP
+from .train import PRESETS, TrainingDiverged, preset, train
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+_last_draw = [0.0]
+
+
+def _bar(label: str, done: float, total: float, extra: str = "") -> None:
+    now = time.monotonic()
+    if done < total and now - _last_draw[0] < 0.2:  # redraw at most 5 times a second
+        return
+    _last_draw[0] = now
+    frac = min(done / total, 1.0) if total else 0.0
+    filled = int(frac * 30)
+    sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {frac * 100:5.1f}% {extra}   ")
+    sys.stderr.flush()
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise UsageError(f"--hidden must be comma-separated integers like 256,128, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--hidden sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+def _load_data(quiet: bool):
+    def report(name, done, total):
+        if not quiet:
+            _bar(f"fetch {name}", done, total or 1)
+    try:
+        d = data_mod.load_mnist(report)
+    finally:
+        if not quiet:
+            sys.stderr.write("\n")
+    return d
+
+
+def cmd_fetch(args) -> int:
+    folder = data_mod.fetch(lambda name, done, total: _bar(f"fetch {name}", done, total or 1))
+    sys.stderr.write("\n")
+    print(f"MNIST verified in {folder}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    hidden, config = preset(args.preset)
+    if args.hidden:
+        hidden = _hidden(args.hidden)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr),
+                                   ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
+    config = replace(config, **overrides)  # validates: ValueError names the bad value
+    model = MLP((784, *hidden, 10), seed=config.seed)
+    d = _load_data(args.quiet)
+
+    def progress(p):
+        if not args.quiet:
+            _bar(f"epoch {p.epoch}/{p.epochs}", p.samples_seen, p.total_samples,
+                 f"loss {p.running_loss:.4f}  {p.samples_per_s:,.0f} samples/s")
+            if p.epoch_record:
+                t = p.epoch_record["test"]
+                sys.stderr.write(f"\nepoch {p.epoch}: test {t['correct']:,}/{t['total']:,} "
+                                 f"= {t['accuracy'] * 100:.2f}%, {p.epoch_record['seconds']:.1f} s\n")
+    try:
+        hist = train(model, d, config, on_progress=progress)
+    except TrainingDiverged as e:
+        print(f"mnistnet: training failed: {e}", file=sys.stderr)
+        return 1
+    if args.out:
+        save_model(model, args.out)
+    last = hist.epochs[-1]
+    result = {
+        "test_accuracy": last["test"]["accuracy"], "val_accuracy": last["val"]["accuracy"],
+        "train_accuracy": last["train"]["accuracy"], "test_correct": last["test"]["correct"],
+        "test_total": last["test"]["total"], "test_loss": last["test"]["loss"],
+        "epoch_seconds": [e["seconds"] for e in hist.epochs],
+        "layer_sizes": list(model.layer_sizes), "config": hist.config, "model": args.out,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"test accuracy {result['test_correct']:,}/{result['test_total']:,} = "
+              f"{result['test_accuracy'] * 100:.2f}%  ({sum(result['epoch_seconds']):.1f} s)"
+              + (f"; model saved to {args.out}" if args.out else ""))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    model = _load_model(args.model)
+    d = _load_data(args.quiet)
+    t0 = time.perf_counter()
+    m = evaluate_scaled(model, model.scale_inputs(d.test.images), d.test.labels)
+    result = {k: m[k] for k in ("accuracy", "correct", "total", "loss", "per_digit_errors")}
+    result.update(layer_sizes=list(model.layer_sizes), seconds=time.perf_counter() - t0)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.model}: {'-'.join(map(str, model.layer_sizes))}, test accuracy "
+              f"{m['correct']:,}/{m['total']:,} = {m['accuracy'] * 100:.2f}%, loss {m['loss']:.4f}")
+        print("errors per digit: " + "  ".join(f"{d}:{e}" for d, e in enumerate(m["per_digit_errors"])))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    model = _load_model(args.model)
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(args.image) as im:
+            im.load()
+            arr = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "L"))
+    except FileNotFoundError:
+        raise UsageError(f"no such image: {args.image}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise UsageError(f"{args.image}: not a readable image ({e})") from None
+    x = preprocess_drawing(arr)
+    if x is None:
+        raise UsageError(f"{args.image}: the image is blank (no ink found)")
+    probs = model.predict_proba(x[None])[0]
+    digit = int(probs.argmax())
+    if args.json:
+        print(json.dumps({"digit": digit, "probabilities": probs.tolist()}))
+    else:
+        print(f"digit {digit} ({probs[digit] * 100:.1f}%)")
+        print("  ".join(f"{d}:{p:.3f}" for d, p in enumerate(probs)))
+    return 0
+
+
+def _load_model(path: str) -> MLP:
+    try:
+        return load_model(path)
+    except FileNotFoundError:
+        raise UsageError(f"no such model file: {path}") from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m mnistnet", description="A from-scratch NumPy network for MNIST.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    f = sub.add_parser("fetch", help="download and verify MNIST")
+    f.set_defaults(func=cmd_fetch)
+    t = sub.add_parser("train", help="train a network; print test accuracy")
+    t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
+    t.add_argument("--hidden", help="hidden layer sizes, e.g. 256,128")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--out", help="save the model to this .npz file")
+    t.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="test accuracy of a saved model")
+    e.add_argument("model")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+    r = sub.add_parser("predict", help="classify a digit image (PNG, JPEG...)")
+    r.add_argument("model")
+    r.add_argument("image")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UsageError, ValueError) as e:
+        print(f"mnistnet: error: {e}", file=sys.stderr)
+        return 2
+    except data_mod.DataError as e:
+        print(f"mnistnet: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nmnistnet: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"mnistnet: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

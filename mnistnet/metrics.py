@@ -1,0 +1,78 @@
+"""Evaluation metrics as plain data: exact counts, per-digit errors, confusion matrix.
+
+Pure functions over numpy arrays; imports numpy and network only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .network import N_CLASSES, MLP, log_softmax
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """y_true, y_pred: (n,) ints in 0..9 -> (10, 10) int64 counts, rows = true, cols = predicted."""
+    idx = np.asarray(y_true, dtype=np.int64) * N_CLASSES + np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(idx, minlength=N_CLASSES * N_CLASSES).reshape(N_CLASSES, N_CLASSES)
+
+
+def per_digit_errors(confusion: np.ndarray) -> np.ndarray:
+    """(10, 10) counts -> (10,) int64 misclassified images of each true digit."""
+    return confusion.sum(axis=1) - np.diag(confusion)
+
+
+def evaluate_scaled(model: MLP, Xs: np.ndarray, y: np.ndarray, chunk: int = 10000) -> dict:
+    """Xs: (n, 784) float32 already scaled by the model, y: (n,) int64 -> metrics as plain data.
+
+    Returns loss (mean NLL), accuracy, correct, total, per_digit_errors (10 ints) and
+    confusion (10 x 10 ints).
+    """
+    n = len(y)
+    nll_sum = 0.0
+    pred = np.empty(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        logp = log_softmax(model.logits(Xs[start:start + chunk]))
+        yy = y[start:start + chunk]
+        nll_sum -= float(logp[np.arange(len(yy)), yy].sum(dtype=np.float64))
+        pred[start:start + chunk] = logp.argmax(axis=1)
+    return summarize(y, pred, nll_sum / max(n, 1))
+
+
+def summarize(y: np.ndarray, pred: np.ndarray, loss: float) -> dict:
+    """Labels and predictions (n,) -> the metrics dict that `evaluate_scaled` returns."""
+    cm = confusion_matrix(y, pred)
+    correct = int(np.trace(cm))
+    total = int(len(y))
+    return {
+        "loss": float(loss),
+        "accuracy": correct / total if total else 0.0,
+        "correct": correct,
+        "total": total,
+        "per_digit_errors": per_digit_errors(cm).tolist(),
+        "confusion": cm.tolist(),
+    }
+
+
+def per_digit_table(confusion) -> list[dict]:
+    """(10, 10) counts -> one row per digit: support, errors, precision, recall."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    rows = []
+    for d in range(N_CLASSES):
+        tp, support, predicted = int(cm[d, d]), int(cm[d].sum()), int(cm[:, d].sum())
+        rows.append({
+            "digit": d,
+            "support": support,
+            "errors": support - tp,
+            "precision": tp / predicted if predicted else float("nan"),
+            "recall": tp / support if support else float("nan"),
+        })
+    return rows
+
+
+def most_confused(confusion, k: int = 5) -> list[tuple[int, int, int]]:
+    """(10, 10) counts -> the k largest off-diagonal cells as (true, predicted, count), count > 0."""
+    cm = np.asarray(confusion, dtype=np.int64).copy()
+    np.fill_diagonal(cm, 0)
+    order = np.argsort(cm, axis=None, kind="stable")[::-1][:k]
+    pairs = [(int(i // N_CLASSES), int(i % N_CLASSES), int(cm.flat[i])) for i in order]
+    return [p for p in pairs if p[2] > 0]

@@ -1,0 +1,207 @@
+"""The multilayer perceptron: parameters, input scaling, forward, backward.
+
+Imports numpy only. Training math (one SGD step) lives in `Backprop`, whose buffers are
+allocated once per batch size and reused for every step: allocating fresh (batch, hidden)
+arrays each step costs more than the matrix products at batch 50.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_PIXELS = 784
+N_CLASSES = 10
+# Mean and standard deviation of the 60,000 official MNIST training pixels, scaled to [0, 1].
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def check_layer_sizes(layer_sizes) -> tuple[int, ...]:
+    """Validate (784, h1, ..., hk, 10) with k >= 1 and every h >= 1; return it as ints."""
+    try:
+        sizes = tuple(int(s) for s in layer_sizes)
+    except (TypeError, ValueError):
+        raise ValueError(f"layer_sizes must be a sequence of integers, got {layer_sizes!r}")
+    if len(sizes) < 3:
+        raise ValueError(f"layer_sizes needs at least one hidden layer, got {sizes}")
+    if sizes[0] != N_PIXELS or sizes[-1] != N_CLASSES:
+        raise ValueError(f"layer_sizes must start with {N_PIXELS} and end with {N_CLASSES}, got {sizes}")
+    for s, raw in zip(sizes, layer_sizes):
+        if s < 1 or s != raw:
+            raise ValueError(f"every hidden layer size must be an integer >= 1, got {raw!r} in {sizes}")
+    return sizes
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """z: (n, k) logits -> (n, k) log-probabilities; finite for any finite z (max shift)."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class MLP:
+    """Dense ReLU layers, softmax output.
+
+    weights[l]: (layer_sizes[l], layer_sizes[l+1]) float32, uniform in +-1/sqrt(fan_in).
+    biases[l]:  (layer_sizes[l+1],) float32, zeros.
+    Inputs are scaled by the model itself: x/255 for uint8, then (x - input_mean) / input_std.
+    """
+
+    def __init__(self, layer_sizes, seed: int = 0, input_mean: float = MNIST_MEAN,
+                 input_std: float = MNIST_STD):
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        if not (np.isfinite(input_mean) and np.isfinite(input_std) and input_std > 0):
+            raise ValueError(f"input scaling needs a finite mean and std > 0, got {input_mean}, {input_std}")
+        self.input_mean = float(input_mean)
+        self.input_std = float(input_std)
+        self.history = None  # the History of the run that trained it, set by train()
+        rng = np.random.default_rng(seed)
+        self.weights: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            bound = 1.0 / np.sqrt(fan_in)
+            self.weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32))
+            self.biases.append(np.zeros(fan_out, dtype=np.float32))
+
+    # -- inputs ---------------------------------------------------------------------------
+    def pixel_table(self) -> np.ndarray:
+        """(256,) float32: the scaled value of each uint8 pixel (a lookup is faster than math)."""
+        return ((np.arange(256, dtype=np.float64) / 255.0 - self.input_mean) / self.input_std).astype(np.float32)
+
+    def scale_inputs(self, X) -> np.ndarray:
+        """X: (n, 784) or (n, 28, 28), uint8 0-255 or float in [0, 1] -> (n, 784) float32 scaled."""
+        X = np.asarray(X)
+        if X.ndim == 2 and X.shape[1] == N_PIXELS:
+            pass
+        elif X.ndim == 3 and X.shape[1:] == (28, 28):
+            X = X.reshape(len(X), N_PIXELS)
+        else:
+            raise ValueError(f"X must have shape (n, 784) or (n, 28, 28), got {X.shape}")
+        if X.dtype == np.uint8:
+            return self.pixel_table()[X]
+        if not np.issubdtype(X.dtype, np.floating):
+            raise ValueError(f"X must be uint8 (0-255) or float in [0, 1], got dtype {X.dtype}")
+        if X.size and not (np.isfinite(X).all() and X.min() >= 0.0 and X.max() <= 1.0):
+            raise ValueError(f"float X must lie in [0, 1], got range [{X.min()}, {X.max()}]")
+        return ((X.astype(np.float32) - np.float32(self.input_mean)) / np.float32(self.input_std))
+
+    # -- inference ------------------------------------------------------------------------
+    def logits(self, Xs: np.ndarray) -> np.ndarray:
+        """Xs: (n, 784) float32 already scaled -> (n, 10) float32 logits."""
+        h = Xs
+        last = len(self.weights) - 1
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            h = h @ W
+            h += b
+            if i < last:
+                np.maximum(h, 0, out=h)
+        return h
+
+    def predict_proba(self, X, chunk: int = 10000) -> np.ndarray:
+        """X: raw pixels (n, 784) or (n, 28, 28) -> (n, 10) float32 class probabilities."""
+        X = np.asarray(X)
+        if X.ndim == 2 and X.shape == (28, 28):
+            raise ValueError("X must be a batch: pass image[None] for one (28, 28) image")
+        out = np.empty((len(X), N_CLASSES), dtype=np.float32)
+        for start in range(0, len(X), chunk):
+            z = self.logits(self.scale_inputs(X[start:start + chunk]))
+            out[start:start + chunk] = np.exp(log_softmax(z))
+        return out
+
+    def predict(self, X) -> np.ndarray:
+        """X: raw pixels (n, 784) or (n, 28, 28) -> (n,) int64 predicted digits."""
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
+
+    def parameters(self) -> list[np.ndarray]:
+        """All parameter arrays in a fixed order: W0, b0, W1, b1, ..."""
+        return [p for pair in zip(self.weights, self.biases) for p in pair]
+
+    def copy_parameters(self) -> list[np.ndarray]:
+        return [p.copy() for p in self.parameters()]
+
+    def set_parameters(self, params: list[np.ndarray]) -> None:
+        for dst, src in zip(self.parameters(), params):
+            dst[...] = src
+
+
+class Backprop:
+    """Forward and backward passes of one model on batches of at most `batch_size` rows.
+
+    Keeps exactly what backward needs: each layer's input and output activations. The
+    buffers have the dtype of the model's weights (float32 in training, float64 in the
+    gradient check). grad_w[l], grad_b[l] match weights[l], biases[l] after `backward`.
+    """
+
+    def __init__(self, model: MLP, batch_size: int):
+        self.model = model
+        dtype = model.weights[0].dtype
+        sizes = model.layer_sizes
+        # acts[l]: (batch, sizes[l+1]) output of layer l (ReLU applied; softmax for the last).
+        self.acts = [np.empty((batch_size, s), dtype=dtype) for s in sizes[1:]]
+        # deltas[l]: (batch, sizes[l+1]) gradient of the loss w.r.t. layer l's pre-activation.
+        self.deltas = [np.empty((batch_size, s), dtype=dtype) for s in sizes[1:]]
+        self.masks = [np.empty((batch_size, s), dtype=bool) for s in sizes[1:-1]]
+        self.grad_w = [np.empty_like(W) for W in model.weights]
+        self.grad_b = [np.empty_like(b) for b in model.biases]
+        self.row_max = np.empty((batch_size, 1), dtype=dtype)
+        self.row_sum = np.empty((batch_size, 1), dtype=dtype)
+        self._x = None
+        self._n = 0
+
+    def forward(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """X: (n, 784) scaled inputs, n <= batch_size -> (n, 10) probabilities (a view of a buffer).
+
+        With labels y: (n,) int64, also keeps what `loss` needs.
+        """
+        n = len(X)
+        self._x, self._n = X, n
+        h = X
+        last = len(self.acts) - 1
+        for i, (W, b) in enumerate(zip(self.model.weights, self.model.biases)):
+            out = self.acts[i][:n]
+            np.matmul(h, W, out=out)
+            out += b
+            if i < last:
+                np.maximum(out, 0, out=out)
+            h = out
+        # Softmax in place, shifted by the row maximum so exp never overflows.
+        mx, sm = self.row_max[:n], self.row_sum[:n]
+        np.max(h, axis=1, keepdims=True, out=mx)
+        h -= mx
+        # log p_y = (z_y - max) - log(sum exp(z - max)): exact even when p_y underflows to 0.
+        self._true_shifted = None if y is None else h[np.arange(n), y]
+        np.exp(h, out=h)
+        np.sum(h, axis=1, keepdims=True, out=sm)
+        h /= sm
+        return h
+
+    def loss(self) -> float:
+        """Mean negative log-likelihood over the batch given to forward(X, y)."""
+        if self._true_shifted is None:
+            raise RuntimeError("loss() needs forward(X, y) with labels")
+        log_sum = np.log(self.row_sum[:self._n, 0])
+        return float((log_sum - self._true_shifted).mean(dtype=np.float64))
+
+    def backward(self, y: np.ndarray) -> None:
+        """Fill grad_w, grad_b with the gradient of the mean NLL over the batch."""
+        if self._x is None:
+            raise RuntimeError("backward() called before forward()")
+        n = self._n
+        model = self.model
+        last = len(self.acts) - 1
+        # Fused softmax + NLL gradient: (probs - onehot) / n, mean over the batch.
+        d = self.deltas[last][:n]
+        np.copyto(d, self.acts[last][:n])
+        d[np.arange(n), y] -= 1
+        d *= d.dtype.type(1.0 / n)
+        for i in range(last, -1, -1):
+            inp = self._x if i == 0 else self.acts[i - 1][:n]
+            np.matmul(inp.T, d, out=self.grad_w[i])
+            np.sum(d, axis=0, out=self.grad_b[i])
+            if i > 0:
+                prev = self.deltas[i - 1][:n]
+                np.matmul(d, model.weights[i].T, out=prev)
+                mask = self.masks[i - 1][:n]
+                np.greater(self.acts[i - 1][:n], 0, out=mask)
+                prev *= mask
+                d = prev
+        self._x = None  # one backward per forward

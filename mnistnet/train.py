@@ -1,0 +1,299 @@
+"""TrainConfig, presets, the mini-batch SGD loop and its History.
+
+Imports numpy and the core's own modules. The loop reads top to bottom: learning rate for
+this step, forward, loss, backward, update, report.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+
+from .metrics import evaluate_scaled
+from .network import MLP, Backprop
+
+SCHEDULES = ("constant", "cosine")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became non-finite; the model keeps the weights of the last finite epoch."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run. Defaults are the report's recipe (lr 0.13, batch 50, 2 epochs)."""
+
+    batch_size: int = 50
+    learning_rate: float = 0.13
+    epochs: int = 2
+    bias_learning_rate: float | None = None  # the report's eta_0; None means learning_rate
+    seed: int = 0
+    momentum: float = 0.0
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 over all steps
+    weight_decay: float = 0.0  # L2 on weights (not biases)
+    shift_pixels: int = 0  # random shifts of up to this many pixels (augmentation)
+    train_size: int | None = None  # use the first n training images; None = all
+    progress_every: int = 20  # batches between on_progress calls
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad value."""
+        def is_int(v):
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def real(v):
+            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not is_int(self.batch_size) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not real(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        if self.bias_learning_rate is not None and (
+                not real(self.bias_learning_rate) or self.bias_learning_rate <= 0):
+            raise ValueError(f"bias_learning_rate must be a finite number > 0, got {self.bias_learning_rate!r}")
+        if not is_int(self.epochs) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not real(self.momentum) or not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        if not real(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if not is_int(self.shift_pixels) or not 0 <= self.shift_pixels <= 4:
+            raise ValueError(f"shift_pixels must be an integer in 0..4, got {self.shift_pixels!r}")
+        if self.train_size is not None and (not is_int(self.train_size) or self.train_size < 1):
+            raise ValueError(f"train_size must be an integer >= 1 or None, got {self.train_size!r}")
+        if not is_int(self.progress_every) or self.progress_every < 1:
+            raise ValueError(f"progress_every must be an integer >= 1, got {self.progress_every!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build from plain data; unknown keys raise ValueError naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+# name -> (hidden layer sizes, config, one-line description)
+PRESETS: dict[str, tuple[tuple[int, ...], TrainConfig, str]] = {
+    "seed": ((256, 128), TrainConfig(),
+             "the course report's recipe: 784-256-128-10, SGD lr 0.13, batch 50, 2 epochs"),
+    "best": ((512, 512), TrainConfig(batch_size=128, learning_rate=0.05, epochs=30, momentum=0.9,
+                                     lr_schedule="cosine", shift_pixels=2),
+             "784-512-512-10, momentum 0.9, lr 0.05 with cosine decay, batch 128, +-2 px shifts, 30 epochs"),
+}
+
+
+def preset(name: str) -> tuple[tuple[int, ...], TrainConfig]:
+    """Preset name -> (hidden sizes, TrainConfig). ValueError for an unknown name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    hidden, config, _ = PRESETS[name]
+    return hidden, config
+
+
+@dataclass
+class History:
+    """What a run measured, as plain JSON-serialisable data.
+
+    epochs: one dict per finished epoch with keys epoch, seconds, learning_rate, train, val,
+    test (each a metrics dict from `mnistnet.metrics.summarize`; only test keeps its
+    confusion matrix). batch_losses: [samples seen, mean training loss since the last point].
+    """
+
+    layer_sizes: list[int]
+    config: dict
+    epochs: list[dict] = field(default_factory=list)
+    batch_losses: list[list[float]] = field(default_factory=list)
+    status: str = "running"  # running, finished, stopped, failed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+    def last(self, split: str = "test") -> dict | None:
+        """The metrics dict of `split` in the last epoch, or None before the first epoch."""
+        return self.epochs[-1][split] if self.epochs else None
+
+
+@dataclass
+class Progress:
+    """What a progress bar and live charts need; `epoch_record` is set when an epoch ends."""
+
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # batches done in this epoch
+    batches: int
+    samples_seen: int
+    total_samples: int
+    running_loss: float
+    samples_per_s: float
+    elapsed: float
+    epoch_record: dict | None = None
+
+
+def lr_factor(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Multiplier of the base learning rates at `step` (0-based) of `total_steps`."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    return 1.0
+
+
+def _shifted_batch(padded: np.ndarray, idx: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
+    """padded: (N, 28+2s, 28+2s) uint8 -> (n, 784) uint8 crops of images idx at random offsets."""
+    n = len(idx)
+    ar = np.arange(28)
+    oy, ox = rng.integers(0, 2 * shift + 1, size=(2, n))
+    rows = (oy[:, None] + ar)[:, :, None]  # (n, 28, 1)
+    cols = (ox[:, None] + ar)[:, None, :]  # (n, 1, 28)
+    return padded[idx[:, None, None], rows, cols].reshape(n, 784)
+
+
+class _SGD:
+    """Parameter update with optional momentum and L2, in preallocated buffers."""
+
+    def __init__(self, model: MLP, config: TrainConfig):
+        self.model, self.config = model, config
+        self.velocity = [np.zeros_like(p) for p in model.parameters()] if config.momentum else None
+        self.scratch = [np.empty_like(p) for p in model.parameters()]
+
+    def step(self, grads: list[np.ndarray], lr: float, bias_lr: float) -> None:
+        cfg = self.config
+        for i, (p, g) in enumerate(zip(self.model.parameters(), grads)):
+            is_weight = i % 2 == 0
+            s = self.scratch[i]
+            if cfg.weight_decay and is_weight:
+                np.multiply(p, cfg.weight_decay, out=s)
+                g += s
+            if self.velocity is not None:
+                v = self.velocity[i]
+                v *= cfg.momentum
+                v += g
+                g = v
+            np.multiply(g, np.float32(lr if is_weight else bias_lr), out=s)
+            p -= s
+
+
+def train(model: MLP, data, config: TrainConfig | None = None,
+          on_progress: Callable[[Progress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> History:
+    """Train `model` in place with mini-batch SGD on data.train; measure train, val, test each epoch.
+
+    data: as returned by `load_mnist()` (.train, .val, .test with .images (n, 28, 28) uint8
+    and .labels (n,) int64). Samples are reshuffled every epoch from `config.seed`.
+    on_progress(Progress) is called every `config.progress_every` batches and after each
+    epoch; should_stop() is polled after every batch and ends the run cleanly.
+    Raises TrainingDiverged if the loss becomes non-finite (weights of the last finite
+    epoch are restored first).
+    """
+    config = config or TrainConfig()
+    config.validate()
+    # Overflow on the way to a diverged loss is reported by TrainingDiverged, not by warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _train(model, data, config, on_progress, should_stop)
+
+
+def _train(model, data, config, on_progress, should_stop) -> History:
+    hist = History(layer_sizes=list(model.layer_sizes), config=config.to_dict())
+    model.history = hist
+    images, labels = data.train.images, data.train.labels
+    if config.train_size is not None:
+        images, labels = images[:config.train_size], labels[:config.train_size]
+    n, bs = len(labels), config.batch_size
+    table = model.pixel_table()
+    # Scaled once: (n, 784) float32. Eval sets too, so each epoch's metrics cost no rescaling.
+    X = table[images.reshape(n, 784)]
+    X_val = model.scale_inputs(data.val.images)
+    X_test = model.scale_inputs(data.test.images)
+    s = config.shift_pixels
+    padded = np.pad(images, ((0, 0), (s, s), (s, s))) if s else None
+
+    rng = np.random.default_rng(config.seed)
+    bp = Backprop(model, min(bs, n))
+    sgd = _SGD(model, config)
+    grads = [g for pair in zip(bp.grad_w, bp.grad_b) for g in pair]
+    xbuf = np.empty((min(bs, n), 784), dtype=np.float32)
+    batches = math.ceil(n / bs)
+    total_steps = batches * config.epochs
+    bias_lr = config.bias_learning_rate or config.learning_rate
+    good = model.copy_parameters()
+    start = time.perf_counter()
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        perm = rng.permutation(n)
+        chunk_loss, chunk_batches = 0.0, 0
+        stopped = False
+        for b in range(batches):
+            idx = perm[b * bs:(b + 1) * bs]
+            m = len(idx)
+            if padded is not None:
+                xb = xbuf[:m]
+                np.take(table, _shifted_batch(padded, idx, s, rng), out=xb)
+            else:
+                xb = np.take(X, idx, axis=0, out=xbuf[:m])
+            yb = labels[idx]
+            f = lr_factor(config, step, total_steps)
+            bp.forward(xb, yb)
+            loss = bp.loss()
+            if not math.isfinite(loss):
+                model.set_parameters(good)
+                hist.status = "failed"
+                raise TrainingDiverged(
+                    f"loss became {loss} at epoch {epoch}, batch {b + 1} with learning_rate="
+                    f"{config.learning_rate}; try a smaller learning rate. The model keeps the "
+                    f"weights of epoch {epoch - 1}.")
+            bp.backward(yb)
+            sgd.step(grads, config.learning_rate * f, bias_lr * f)
+            step += 1
+            chunk_loss += loss
+            chunk_batches += 1
+            stopped = bool(should_stop and should_stop())
+            if chunk_batches == config.progress_every or b == batches - 1 or stopped:
+                seen = (epoch - 1) * n + min((b + 1) * bs, n)
+                hist.batch_losses.append([seen, chunk_loss / chunk_batches])
+                if on_progress:
+                    elapsed = time.perf_counter() - start
+                    on_progress(Progress(epoch, config.epochs, b + 1, batches, seen, n * config.epochs,
+                                         chunk_loss / chunk_batches, seen / max(elapsed, 1e-9), elapsed))
+                chunk_loss, chunk_batches = 0.0, 0
+            if stopped:
+                break
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch, "seconds": seconds, "learning_rate": config.learning_rate * f,
+                  "partial": stopped,
+                  "train": _without_confusion(evaluate_scaled(model, X, labels)),
+                  "val": _without_confusion(evaluate_scaled(model, X_val, data.val.labels)),
+                  "test": evaluate_scaled(model, X_test, data.test.labels)}
+        hist.epochs.append(record)
+        good = model.copy_parameters()
+        if on_progress:
+            elapsed = time.perf_counter() - start
+            seen = hist.batch_losses[-1][0]
+            on_progress(Progress(epoch, config.epochs, b + 1, batches, seen, n * config.epochs,
+                                 hist.batch_losses[-1][1], seen / max(elapsed, 1e-9), elapsed, record))
+        if stopped:
+            hist.status = "stopped"
+            return hist
+    hist.status = "finished"
+    return hist
+
+
+def _without_confusion(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "confusion"}
