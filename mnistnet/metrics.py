@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import N_CLASSES, MLP, log_softmax
+from .network import MLP, N_CLASSES, log_softmax
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ def check_layer_sizes(layer_sizes) -> tuple[int, ...]:
     try:
         sizes = tuple(int(s) for s in layer_sizes)
     except (TypeError, ValueError):
-        raise ValueError(f"layer_sizes must be a sequence of integers, got {layer_sizes!r}")
+        raise ValueError(f"layer_sizes must be a sequence of integers, got {layer_sizes!r}") from None
     if len(sizes) < 3:
         raise ValueError(f"layer_sizes needs at least one hidden layer, got {sizes}")
     if sizes[0] != N_PIXELS or sizes[-1] != N_CLASSES:

@@ -1,0 +1,40 @@
+# make test: set up .venv, fetch and verify MNIST, install Chromium if missing, run every test.
+# make run:  the same set-up, then start the lab on http://127.0.0.1:8501
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: test run share fetch lint browser clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+fetch: $(VENV)/.installed
+	$(PY) -m mnistnet fetch
+
+# Browser tests drive Debian's Chromium (Playwright's own download cannot work offline).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || { echo "could not install chromium: run 'sudo apt-get install -y chromium'"; exit 1; }; }
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: $(VENV)/.installed fetch browser lint
+	$(PY) -m pytest -q
+
+run: $(VENV)/.installed fetch
+	$(VENV)/bin/streamlit run app.py --server.headless true --server.address 127.0.0.1 --server.port $(PORT)
+
+share: $(VENV)/.installed fetch
+	@echo "Share this link on your local network: http://$$(hostname -I | awk '{print $$1}'):$(PORT)"
+	$(VENV)/bin/streamlit run app.py --server.headless true --server.address 0.0.0.0 --server.port $(PORT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts

@@ -1,0 +1,97 @@
+"""The CLI as a user runs it: exit codes, one-line errors, JSON output."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "mnistnet", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def one_line_error(r):
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("mnistnet: "), r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "m.npz"
+    r = run("train", "--hidden", "64", "--epochs", "1", "--out", str(out), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    for key in ("test_accuracy", "val_accuracy", "train_accuracy", "test_correct", "test_total",
+                "epoch_seconds", "layer_sizes"):
+        assert key in result
+    assert result["layer_sizes"] == [784, 64, 10] and result["test_total"] == 10_000
+    assert result["test_accuracy"] == result["test_correct"] / 10_000 > 0.9
+    return out, result
+
+
+def test_fetch():
+    r = run("fetch")
+    assert r.returncode == 0 and "verified" in r.stdout
+
+
+def test_evaluate_matches_training(model_file):
+    path, trained = model_file
+    r = run("evaluate", str(path), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["correct"] == trained["test_correct"]
+
+
+def test_predict_png(model_file, tmp_path):
+    from mnistnet import load_mnist
+    d = load_mnist()
+    i = int(np.flatnonzero(d.test.labels == 3)[0])
+    png = tmp_path / "three.png"
+    Image.fromarray(255 - d.test.images[i]).resize((200, 200)).save(png)  # dark ink on white paper
+    r = run("predict", str(model_file[0]), str(png), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["digit"] == 3 and len(out["probabilities"]) == 10
+    assert abs(sum(out["probabilities"]) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("args, match", [
+    (("train", "--lr", "0"), "learning_rate"),
+    (("train", "--lr", "nan"), "learning_rate"),
+    (("train", "--batch-size", "0"), "batch_size"),
+    (("train", "--epochs", "0"), "epochs"),
+    (("train", "--hidden", "128,0"), "--hidden"),
+    (("train", "--hidden", "abc"), "--hidden"),
+    (("train", "--preset", "nope"), "preset"),
+    (("evaluate", "/no/such/model.npz"), "no such model file"),
+    (("frobnicate",), "invalid choice"),
+])
+def test_bad_arguments_exit_2(args, match):
+    r = run(*args)
+    assert r.returncode == 2
+    assert match in one_line_error(r)
+
+
+def test_corrupt_files_exit_2(tmp_path, model_file):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(model_file[0].read_bytes()[:500])
+    r = run("evaluate", str(bad))
+    assert r.returncode == 2 and "truncated or corrupt" in one_line_error(r)
+    notimg = tmp_path / "x.png"
+    notimg.write_text("hello")
+    r = run("predict", str(model_file[0]), str(notimg))
+    assert r.returncode == 2 and "not a readable image" in one_line_error(r)
+    blank = tmp_path / "blank.png"
+    Image.new("L", (100, 100), 0).save(blank)
+    r = run("predict", str(model_file[0]), str(blank))
+    assert r.returncode == 2 and "blank" in one_line_error(r)
+
+
+def test_diverging_run_exits_1():
+    r = run("train", "--hidden", "256,128", "--epochs", "1", "--lr", "50", "--quiet")
+    assert r.returncode == 1 and "learning_rate=50.0" in one_line_error(r)

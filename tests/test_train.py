@@ -1,0 +1,157 @@
+"""Training on the real data: sanity accuracy, determinism, callbacks, stop, divergence, bad configs."""
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mnistnet import MLP, PRESETS, TrainConfig, TrainingDiverged, load_mnist, preset, train
+from mnistnet.data import MNIST, Split
+from mnistnet.train import lr_factor
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """2,000 train / 500 val / 1,000 test real images: quick runs."""
+    return MNIST(train=Split(mnist.train.images[:2000], mnist.train.labels[:2000]),
+                 val=Split(mnist.val.images[:500], mnist.val.labels[:500]),
+                 test=Split(mnist.test.images[:1000], mnist.test.labels[:1000]))
+
+
+def test_one_epoch_on_10000_images_reaches_90_percent(mnist):
+    model = MLP((784, 256, 128, 10), seed=0)
+    hist = train(model, mnist, TrainConfig(epochs=1, train_size=10_000))
+    test = hist.epochs[-1]["test"]
+    assert test["total"] == 10_000 and test["accuracy"] == test["correct"] / 10_000
+    assert test["accuracy"] >= 0.90, test["accuracy"]
+    assert hist.epochs[-1]["train"]["total"] == 10_000
+    # the model's own predictions agree with the recorded counts
+    assert int((model.predict(mnist.test.images) == mnist.test.labels).sum()) == test["correct"]
+
+
+def test_history_has_every_metric_and_is_json(small):
+    hist = train(MLP((784, 32, 10), seed=1), small, TrainConfig(epochs=2, batch_size=64))
+    assert hist.status == "finished" and len(hist.epochs) == 2
+    rec = hist.epochs[-1]
+    for split, n in (("train", 2000), ("val", 500), ("test", 1000)):
+        m = rec[split]
+        assert m["total"] == n and 0 <= m["correct"] <= n and math.isfinite(m["loss"])
+        assert len(m["per_digit_errors"]) == 10 and sum(m["per_digit_errors"]) == n - m["correct"]
+    cm = np.array(rec["test"]["confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == 1000 and np.trace(cm) == rec["test"]["correct"]
+    assert np.array_equal(cm.sum(axis=1), np.bincount(small.test.labels, minlength=10))
+    assert rec["seconds"] > 0
+    assert hist.batch_losses and hist.batch_losses[-1][0] == 2 * 2000
+    again = json.loads(json.dumps(hist.to_dict()))
+    assert again == hist.to_dict()
+
+
+def test_same_seed_same_run_other_seed_differs(small):
+    cfg = TrainConfig(epochs=2, batch_size=50, seed=7)
+    runs = []
+    for seed, cfg_seed in ((7, 7), (7, 7), (8, 8)):
+        m = MLP((784, 24, 10), seed=seed)
+        h = train(m, small, replace(cfg, seed=cfg_seed))
+        runs.append((m, h))
+    (a, ha), (b, hb), (c, hc) = runs
+    assert all(np.array_equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert _without_times(ha) == _without_times(hb)
+    assert not np.array_equal(a.weights[0], c.weights[0])
+    assert _without_times(ha) != _without_times(hc)
+
+
+def _without_times(h):
+    d = h.to_dict()
+    for e in d["epochs"]:
+        e.pop("seconds")
+    return d
+
+
+def test_reshuffles_every_epoch(small, monkeypatch):
+    seen = []
+    real_take = np.take
+
+    def spy(a, idx, *args, **kw):
+        if kw.get("axis") == 0 and a.ndim == 2 and a.shape[0] == 2000:
+            seen.append(np.array(idx))
+        return real_take(a, idx, *args, **kw)
+    monkeypatch.setattr(np, "take", spy)
+    train(MLP((784, 8, 10)), small, TrainConfig(epochs=2, batch_size=2000))
+    assert len(seen) == 2 and sorted(seen[0]) == sorted(seen[1]) and not np.array_equal(seen[0], seen[1])
+
+
+def test_progress_and_stop(small):
+    events = []
+
+    def on_progress(p):
+        events.append(p)
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] >= 15  # stop after 15 batches of the first epoch
+    model = MLP((784, 16, 10))
+    hist = train(model, small, TrainConfig(epochs=3, batch_size=50, progress_every=5),
+                 on_progress=on_progress, should_stop=should_stop)
+    assert hist.status == "stopped" and len(hist.epochs) == 1 and hist.epochs[0]["partial"]
+    assert [e.batch for e in events if e.epoch_record is None] == [5, 10, 15]
+    assert events[-1].epoch_record is hist.epochs[0]
+    assert events[-2].samples_seen == 15 * 50 and events[-2].total_samples == 3 * 2000
+    assert all(e.samples_per_s > 0 and math.isfinite(e.running_loss) for e in events)
+    assert model.history is hist
+
+
+def test_divergence_names_lr_and_keeps_last_finite_epoch(small):
+    model = MLP((784, 16, 10), seed=0)
+    train(model, small, TrainConfig(epochs=1))
+    good = model.copy_parameters()
+    with pytest.raises(TrainingDiverged, match="learning_rate=1000") as e:
+        train(model, small, TrainConfig(epochs=2, learning_rate=1000.0))
+    assert "epoch 0" in str(e.value) or "epoch 1" in str(e.value)
+    assert all(np.isfinite(p).all() for p in model.parameters())
+    assert all(np.array_equal(x, y) for x, y in zip(model.parameters(), good))
+
+
+def test_options_momentum_cosine_decay_shift(small):
+    cfg = TrainConfig(epochs=2, batch_size=64, learning_rate=0.05, momentum=0.9, lr_schedule="cosine",
+                      weight_decay=1e-4, shift_pixels=2, bias_learning_rate=0.01)
+    hist = train(MLP((784, 32, 10)), small, cfg)
+    assert hist.epochs[-1]["test"]["accuracy"] > 0.7  # 2,000 images, 2 epochs, strong augmentation
+    assert lr_factor(cfg, 0, 100) == 1.0 and lr_factor(cfg, 50, 100) == pytest.approx(0.5)
+    assert lr_factor(TrainConfig(), 99, 100) == 1.0
+
+
+def test_presets():
+    hidden, cfg = preset("seed")
+    assert cfg == TrainConfig() and cfg.learning_rate == 0.13 and cfg.batch_size == 50 and cfg.epochs == 2
+    assert cfg.bias_learning_rate is None and cfg.momentum == 0 and cfg.shift_pixels == 0
+    assert len(hidden) == 2
+    assert set(PRESETS) == {"seed", "best"}
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        preset("fast")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("learning_rate", 0), ("learning_rate", -0.1), ("learning_rate", float("nan")),
+    ("learning_rate", float("inf")), ("batch_size", 0), ("batch_size", 2.5), ("epochs", 0),
+    ("momentum", 1.0), ("lr_schedule", "step"), ("weight_decay", -1), ("shift_pixels", 9),
+    ("bias_learning_rate", 0), ("seed", -1), ("train_size", 0),
+])
+def test_bad_hyperparameters_named(field, value):
+    with pytest.raises(ValueError, match=field) as e:
+        TrainConfig(**{field: value})
+    assert repr(value) in str(e.value)
+
+
+def test_config_round_trip():
+    cfg = TrainConfig(momentum=0.5, lr_schedule="cosine")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"lr": 1})
