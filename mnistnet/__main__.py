@@ -19,7 +19,8 @@ from .drawing import preprocess_drawing
 from .metrics import evaluate_scaled
 from .modelfile import load_model, save_model
 from .network import MLP
-from .train import PRESETS, TrainingDiverged, preset, train
+from .runs import train_recorded
+from .train import PRESETS, TrainingDiverged, preset
 
 
 class UsageError(Exception):
@@ -55,22 +56,49 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _load_data(quiet: bool):
-    def report(name, done, total):
-        if not quiet:
-            _bar(f"fetch {name}", done, total or 1)
-    try:
-        d = data_mod.load_mnist(report)
-    finally:
-        if not quiet:
-            sys.stderr.write("\n")
-    return d
+def _store():
+    from .store import Store  # SQLAlchemy loads only for the commands that use the store
+    return Store()
+
+
+def _load_data(quiet: bool, store=None):
+    """MNIST from the store (imported there once from the verified IDX files)."""
+    store = store or _store()
+    if not store.has_mnist():
+        def report(name, done, total):
+            if not quiet:
+                _bar(f"fetch {name}", done, total or 1)
+        try:
+            verified = data_mod.load_mnist(report)
+        finally:
+            if not quiet:
+                sys.stderr.write("\n")
+        store.import_mnist(verified)
+    return store.load_mnist()
 
 
 def cmd_fetch(args) -> int:
     folder = data_mod.fetch(lambda name, done, total: _bar(f"fetch {name}", done, total or 1))
     sys.stderr.write("\n")
-    print(f"MNIST verified in {folder}")
+    store = _store()
+    added = store.import_mnist(data_mod.load_mnist())
+    print(f"MNIST verified in {folder}; " + (f"{added:,} samples imported into the store" if added
+                                             else "already in the store"))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    rows = _store().list_runs()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'id':>4}  {'status':<11} {'origin':<8} {'layers':<18} {'epochs':>6}  {'test accuracy':<22} started")
+    for r in rows:
+        acc = (f"{r['test_correct']:,}/{r['test_total']:,} = {r['test_accuracy'] * 100:.2f}%"
+               if r["test_total"] else "-")
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"]))
+        print(f"{r['id']:>4}  {r['status']:<11} {r['origin']:<8} {'-'.join(map(str, r['layer_sizes'])):<18} "
+              f"{r['epochs']:>6}  {acc:<22} {started}")
     return 0
 
 
@@ -82,7 +110,8 @@ def cmd_train(args) -> int:
                                    ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
     config = replace(config, **overrides)  # validates: ValueError names the bad value
     model = MLP((784, *hidden, 10), seed=config.seed)
-    d = _load_data(args.quiet)
+    store = _store()
+    d = _load_data(args.quiet, store)
 
     def progress(p):
         if not args.quiet:
@@ -93,10 +122,11 @@ def cmd_train(args) -> int:
                 sys.stderr.write(f"\nepoch {p.epoch}: test {t['correct']:,}/{t['total']:,} "
                                  f"= {t['accuracy'] * 100:.2f}%, {p.epoch_record['seconds']:.1f} s\n")
     try:
-        hist = train(model, d, config, on_progress=progress)
+        run = train_recorded(store, model, d, config, "cli", on_progress=progress)
     except TrainingDiverged as e:
         print(f"mnistnet: training failed: {e}", file=sys.stderr)
         return 1
+    hist = run.history
     if args.out:
         save_model(model, args.out)
     last = hist.epochs[-1]
@@ -106,6 +136,7 @@ def cmd_train(args) -> int:
         "test_total": last["test"]["total"], "test_loss": last["test"]["loss"],
         "epoch_seconds": [e["seconds"] for e in hist.epochs],
         "layer_sizes": list(model.layer_sizes), "config": hist.config, "model": args.out,
+        "run_id": run.run_id,
     }
     if args.json:
         print(json.dumps(result))
@@ -118,7 +149,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     model = _load_model(args.model)
-    d = _load_data(args.quiet)
+    d = data_mod.load_mnist()
     t0 = time.perf_counter()
     m = evaluate_scaled(model, model.scale_inputs(d.test.images), d.test.labels)
     result = {k: m[k] for k in ("accuracy", "correct", "total", "loss", "per_digit_errors")}
@@ -186,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+    ru = sub.add_parser("runs", help="list the recorded training runs")
+    ru.add_argument("--json", action="store_true")
+    ru.set_defaults(func=cmd_runs)
     r = sub.add_parser("predict", help="classify a digit image (PNG, JPEG...)")
     r.add_argument("model")
     r.add_argument("image")
@@ -201,7 +235,7 @@ def main(argv=None) -> int:
     except (UsageError, ValueError) as e:
         print(f"mnistnet: error: {e}", file=sys.stderr)
         return 2
-    except data_mod.DataError as e:
+    except RuntimeError as e:  # DataError, StoreError
         print(f"mnistnet: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -209,6 +243,9 @@ def main(argv=None) -> int:
         return 130
     except OSError as e:
         print(f"mnistnet: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a database driver's error, for one: a message, not a traceback
+        print(f"mnistnet: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
 
 

@@ -1,6 +1,7 @@
 """The CLI as a user runs it: exit codes, one-line errors, JSON output."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -8,10 +9,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+DB = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_store(tmp_path_factory):
+    """Every CLI run in this module records into one SQLite file of its own."""
+    DB["url"] = f"sqlite:///{tmp_path_factory.mktemp('db') / 'cli.sqlite3'}"
+    yield DB["url"]
+    DB.clear()
+
 
 def run(*args, timeout=300):
+    env = {**os.environ, "MNISTNET_DB_URL": DB["url"]}
     return subprocess.run([sys.executable, "-m", "mnistnet", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def one_line_error(r):
@@ -35,9 +47,24 @@ def model_file(tmp_path_factory):
     return out, result
 
 
-def test_fetch():
+def test_fetch_imports_into_the_store_once():
     r = run("fetch")
-    assert r.returncode == 0 and "verified" in r.stdout
+    assert r.returncode == 0 and "verified" in r.stdout, r.stderr
+    assert "70,000 samples imported" in r.stdout or "already in the store" in r.stdout
+    again = run("fetch")
+    assert again.returncode == 0 and "already in the store" in again.stdout
+
+
+def test_runs_lists_recorded_runs(model_file):
+    _, trained = model_file
+    r = run("runs", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["id"]: row for row in json.loads(r.stdout)}
+    row = rows[trained["run_id"]]
+    assert row["status"] == "finished" and row["epochs"] == 1 and row["origin"] == "cli"
+    assert row["test_correct"] == trained["test_correct"] and row["model_id"] is not None
+    table = run("runs")
+    assert table.returncode == 0 and f"{trained['test_correct']:,}/10,000" in table.stdout
 
 
 def test_evaluate_matches_training(model_file):

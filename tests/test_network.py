@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mnistnet.network import MLP, Backprop
-from mnistnet.train import TrainConfig, _SGD
+from mnistnet.train import _SGD, TrainConfig
 
 
 def _float64(model: MLP) -> MLP:

@@ -1,0 +1,256 @@
+"""The store on a real SQLite file: MNIST in and out, recorded runs, faults, schema, uploads."""
+
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistnet import MLP, TrainConfig, TrainingDiverged, load_mnist
+from mnistnet.data import MNIST, Split
+from mnistnet.modelfile import model_bytes
+from mnistnet.runs import fine_tune, train_recorded, user_samples
+from mnistnet.store import SCHEMA_VERSION, Store, StoreError
+from mnistnet.uploads import UploadError, import_model_upload, import_uploads
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, mnist):
+    """A SQLite file with MNIST imported (shared by this module's tests)."""
+    path = tmp_path_factory.mktemp("store") / "mnistnet.sqlite3"
+    store = Store(f"sqlite:///{path}")
+    assert store.import_mnist(mnist) == 70_000
+    return path
+
+
+@pytest.fixture
+def store(db):
+    return Store(f"sqlite:///{db}")
+
+
+def small(data: MNIST, n=1000) -> MNIST:
+    return MNIST(Split(data.train.images[:n], data.train.labels[:n]),
+                 Split(data.val.images[:300], data.val.labels[:300]),
+                 Split(data.test.images[:500], data.test.labels[:500]))
+
+
+def test_mnist_round_trip_and_wal(store, mnist, db):
+    assert store.import_mnist(mnist) == 0  # once only
+    got = store.load_mnist()
+    for name in ("train", "val", "test"):
+        assert np.array_equal(getattr(got, name).images, getattr(mnist, name).images)
+        assert np.array_equal(getattr(got, name).labels, getattr(mnist, name).labels)
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert sum(n for (src, _), n in store.sample_counts().items() if src == "mnist") == 70_000
+
+
+def test_runs_recorded_with_epochs_and_model(store, mnist):
+    model = MLP((784, 16, 10), seed=0)
+    run = train_recorded(store, model, small(mnist), TrainConfig(epochs=2), "app")
+    row = next(r for r in store.list_runs() if r["id"] == run.run_id)
+    assert row["status"] == "finished" and row["epochs"] == 2 and row["origin"] == "app"
+    assert row["test_correct"] == run.history.epochs[-1]["test"]["correct"]
+    assert store.run_epochs(run.run_id) == json.loads(json.dumps(run.history.epochs))
+    again = store.load_model(row["model_id"])
+    x = mnist.test.images[:50]
+    assert np.array_equal(again.predict_proba(x), model.predict_proba(x))
+    store.delete_run(run.run_id)
+    assert run.run_id not in [r["id"] for r in store.list_runs()] and store.run_epochs(run.run_id) == []
+
+
+def test_stopped_and_failed_runs(store, mnist):
+    stop = train_recorded(store, MLP((784, 8, 10)), small(mnist), TrainConfig(epochs=3), "app",
+                          should_stop=lambda: True)
+    rows = {r["id"]: r for r in store.list_runs()}
+    assert rows[stop.run_id]["status"] == "stopped" and rows[stop.run_id]["model_id"] is not None
+    with pytest.raises(TrainingDiverged):
+        train_recorded(store, MLP((784, 256, 128, 10)), small(mnist), TrainConfig(learning_rate=50.0), "cli")
+    failed = store.list_runs()[0]
+    assert failed["status"] == "failed" and "learning_rate=50.0" in failed["error"]
+
+
+def test_two_training_threads_at_once(store, mnist):
+    results, errors = {}, []
+
+    def job(seed):
+        try:
+            results[seed] = train_recorded(store, MLP((784, 16, 10), seed=seed), small(mnist, 2000),
+                                           TrainConfig(epochs=3, seed=seed), "app")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=job, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    rows = {r["id"]: r for r in store.list_runs()}
+    for r in results.values():
+        assert rows[r.run_id]["status"] == "finished" and len(store.run_epochs(r.run_id)) == 3
+
+
+def test_kill_9_mid_epoch(db):
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "MNISTNET_DB_URL": url}
+    before = max([r["id"] for r in Store(url).list_runs()], default=0)
+    proc = subprocess.Popen([sys.executable, "-m", "mnistnet", "train", "--hidden", "64", "--epochs", "50",
+                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        run_id, done = None, 0
+        while time.time() < deadline and done < 2:  # wait for two finished epochs
+            time.sleep(0.2)
+            assert proc.poll() is None, proc.stderr.read()
+            with sqlite3.connect(db) as c:
+                row = c.execute("SELECT id FROM runs WHERE id > ? AND origin='cli'", (before,)).fetchone()
+                if row:
+                    run_id = row[0]
+                    done = c.execute("SELECT count(*) FROM epochs WHERE run_id=?", (run_id,)).fetchone()[0]
+        assert done >= 2
+        time.sleep(0.3)  # well inside the next epoch
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert c.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()[0] == "running"
+    store = Store(url)  # the next start notices
+    row = next(r for r in store.list_runs() if r["id"] == run_id)
+    assert row["status"] == "interrupted" and row["epochs"] >= 2
+    assert [e["epoch"] for e in store.run_epochs(run_id)] == list(range(1, row["epochs"] + 1))
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE samples (id INTEGER PRIMARY KEY, dataset VARCHAR(32) NOT NULL, split VARCHAR(16) NOT NULL,
+  label INTEGER NOT NULL, pixels BLOB NOT NULL, source VARCHAR(16) NOT NULL, created_at FLOAT NOT NULL);
+CREATE TABLE runs (id INTEGER PRIMARY KEY, layer_sizes TEXT NOT NULL, config TEXT NOT NULL,
+  status VARCHAR(16) NOT NULL, origin VARCHAR(16) NOT NULL, started_at FLOAT NOT NULL, ended_at FLOAT, error TEXT);
+CREATE TABLE epochs (run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER,
+  test_accuracy FLOAT NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (run_id, epoch));
+CREATE TABLE models (id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+  name VARCHAR(255) NOT NULL, npz BLOB NOT NULL, sha256 VARCHAR(64) NOT NULL, created_at FLOAT NOT NULL);
+CREATE TABLE drawings (id INTEGER PRIMARY KEY, pixels BLOB NOT NULL, prediction INTEGER NOT NULL,
+  probabilities TEXT NOT NULL, model_id INTEGER REFERENCES models(id) ON DELETE SET NULL, label INTEGER,
+  created_at FLOAT NOT NULL);
+INSERT INTO runs (id, layer_sizes, config, status, origin, started_at) VALUES (7, '[784, 8, 10]', '{}',
+  'running', 'cli', 0);
+"""
+
+
+def test_older_schema_upgraded_newer_refused(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as c:
+        c.executescript(V1_SCHEMA)
+    store = Store(f"sqlite:///{path}")
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    run = store.list_runs()[0]
+    assert run["id"] == 7 and run["status"] == "interrupted"  # kept, and a v1 'running' row is stale
+    with sqlite3.connect(path) as c:
+        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(StoreError, match="schema version 99, newer"):
+        Store(f"sqlite:///{path}")
+
+
+def png(arr, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt)
+    return buf.getvalue()
+
+
+def digit_png(mnist, i, fmt="PNG") -> bytes:
+    return png(255 - np.asarray(Image.fromarray(mnist.test.images[i]).resize((112, 112))), fmt)
+
+
+def zip_of(entries: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def user_count(store):
+    return len(store.load_split("user"))
+
+
+def test_good_uploads_stored(store, mnist):
+    n0 = user_count(store)
+    ids = import_uploads(store, [("a.png", digit_png(mnist, 0), 7), ("b.jpg", digit_png(mnist, 1, "JPEG"), 2),
+                                 ("set.zip", zip_of({"digits/3/x.png": digit_png(mnist, 18),
+                                                     "digits/5/y.png": digit_png(mnist, 8)}), None)])
+    assert len(ids) == 4 and user_count(store) == n0 + 4
+    got = store.load_split("user", source="upload")
+    assert got.labels[-4:].tolist() == [7, 2, 3, 5]
+
+
+def _bomb() -> bytes:  # 120 MB of zeros that compress to about 120 KB
+    return zip_of({f"{d}/z{d}.png": b"\0" * (12 * 1024 * 1024) for d in range(10)})
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda g: [("notes.png", b"hello, not an image", 1)], "not a readable"),
+    (lambda g: [("empty.png", b"", 1)], "empty"),
+    (lambda g: [("huge.png", png(np.zeros((10, 4001), np.uint8)), 1)], "over the 4000x4000"),
+    (lambda g: [("blank.png", png(np.full((50, 50), 255, np.uint8)), 1)], "blank"),
+    (lambda g: [("nolabel.png", g, None)], "give the digit"),
+    (lambda g: [("evil.zip", zip_of({"../3/x.png": g}), None)], "unsafe path"),
+    (lambda g: [("abs.zip", zip_of({"/etc/3/x.png": g}), None)], "unsafe path"),
+    (lambda g: [("bomb.zip", _bomb(), None)], "over the 104,857,600-byte limit"),
+    (lambda g: [("flat.zip", zip_of({"x.png": g}), None)], "folder named after its digit"),
+    (lambda g: [("empty.zip", b"", None)], "empty"),
+    (lambda g: [("ok.png", g, 4), ("bad.png", b"junk", 4)], "bad.png"),  # one bad file: none stored
+])
+def test_bad_uploads_refused_nothing_stored(store, mnist, make, match):
+    files = make(digit_png(mnist, 0))
+    n0 = user_count(store)
+    with pytest.raises(UploadError, match=match):
+        import_uploads(store, files)
+    assert user_count(store) == n0
+
+
+def test_model_uploads(store, tmp_path):
+    good = model_bytes(MLP((784, 8, 10)))
+    mid = import_model_upload(store, good, "mine.npz")
+    assert store.model_blob(mid) == good
+    buf = io.BytesIO()
+    arrays = dict(np.load(io.BytesIO(good)))
+    np.savez(buf, **{**arrays, "W0": np.array([object()], dtype=object)})
+    wrong = io.BytesIO()
+    np.savez(wrong, **{**arrays, "W1": np.zeros((3, 10), np.float32)})
+    for data, match in ((buf.getvalue(), "pickled"), (wrong.getvalue(), "W1"), (b"", "empty"), (b"PK\x03", "npz")):
+        with pytest.raises(UploadError, match=match):
+            import_model_upload(store, data, "bad.npz")
+
+
+def test_fine_tune_learns_user_digits_keeps_mnist(store, mnist):
+    # "User digits": MNIST test digits drawn thicker and shifted, labelled by the user.
+    model = MLP((784, 64, 10), seed=0)
+    train_recorded(store, model, mnist, TrainConfig(epochs=1), "cli")
+    rng = np.random.default_rng(0)
+    idx = rng.choice(10_000, 40, replace=False)
+    imgs = np.stack([np.roll(np.asarray(Image.fromarray(mnist.test.images[i]).resize((28, 28))), 3, axis=1)
+                     for i in idx])
+    store.add_samples(imgs, mnist.test.labels[idx], "drawing")
+    result = fine_tune(store, model, mnist, user_samples(store))
+    assert result.user_after["correct"] >= result.user_before["correct"]
+    assert result.test_after["accuracy"] >= result.test_before["accuracy"] - 0.003
+    assert next(r for r in store.list_runs() if r["id"] == result.run.run_id)["origin"] == "finetune"
