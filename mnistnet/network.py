@@ -126,9 +126,12 @@ class MLP:
 class Backprop:
     """Forward and backward passes of one model on batches of at most `batch_size` rows.
 
-    Keeps exactly what backward needs: each layer's input and output activations. The
-    buffers have the dtype of the model's weights (float32 in training, float64 in the
-    gradient check). grad_w[l], grad_b[l] match weights[l], biases[l] after `backward`.
+    Keeps exactly what backward needs: the input, each layer's output activations and each
+    hidden layer's ReLU mask. The buffers have the dtype of the model's weights (float32 in
+    training, float64 in the gradient check). grad_w[l], grad_b[l] match weights[l],
+    biases[l] after `backward`. Every step reuses the buffers: at batch 50 a fresh
+    (batch, hidden) array or a generic numpy wrapper (np.sum, np.max) costs about as much
+    as the arithmetic, so the hot path calls the ufuncs with out= directly.
     """
 
     def __init__(self, model: MLP, batch_size: int):
@@ -139,13 +142,17 @@ class Backprop:
         self.acts = [np.empty((batch_size, s), dtype=dtype) for s in sizes[1:]]
         # deltas[l]: (batch, sizes[l+1]) gradient of the loss w.r.t. layer l's pre-activation.
         self.deltas = [np.empty((batch_size, s), dtype=dtype) for s in sizes[1:]]
+        # masks[l]: (batch, sizes[l+1]) bool, pre-activation > 0 (hidden layers only).
         self.masks = [np.empty((batch_size, s), dtype=bool) for s in sizes[1:-1]]
         self.grad_w = [np.empty_like(W) for W in model.weights]
         self.grad_b = [np.empty_like(b) for b in model.biases]
         self.row_max = np.empty((batch_size, 1), dtype=dtype)
         self.row_sum = np.empty((batch_size, 1), dtype=dtype)
+        self.nll = np.empty(batch_size, dtype=dtype)  # (batch,) per-sample loss scratch
+        self.rows = np.arange(batch_size)  # (batch,) int64 row numbers for label lookups
         self._x = None
         self._n = 0
+        self._true_shifted = None  # (n,) z_y - max z per row, set by forward(X, y)
 
     def forward(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """X: (n, 784) scaled inputs, n <= batch_size -> (n, 10) probabilities (a view of a buffer).
@@ -161,16 +168,20 @@ class Backprop:
             np.matmul(h, W, out=out)
             out += b
             if i < last:
-                np.maximum(out, 0, out=out)
+                # ReLU as out * (out > 0): the mask is what backward needs, and multiplying
+                # by it is faster than np.maximum(out, 0) against a broadcast scalar.
+                mask = self.masks[i][:n]
+                np.greater(out, 0, out=mask)
+                np.multiply(out, mask, out=out)
             h = out
         # Softmax in place, shifted by the row maximum so exp never overflows.
         mx, sm = self.row_max[:n], self.row_sum[:n]
-        np.max(h, axis=1, keepdims=True, out=mx)
+        np.maximum.reduce(h, axis=1, keepdims=True, out=mx)
         h -= mx
         # log p_y = (z_y - max) - log(sum exp(z - max)): exact even when p_y underflows to 0.
-        self._true_shifted = None if y is None else h[np.arange(n), y]
+        self._true_shifted = None if y is None else h[self.rows[:n], y]
         np.exp(h, out=h)
-        np.sum(h, axis=1, keepdims=True, out=sm)
+        np.add.reduce(h, axis=1, keepdims=True, out=sm)
         h /= sm
         return h
 
@@ -178,8 +189,10 @@ class Backprop:
         """Mean negative log-likelihood over the batch given to forward(X, y)."""
         if self._true_shifted is None:
             raise RuntimeError("loss() needs forward(X, y) with labels")
-        log_sum = np.log(self.row_sum[:self._n, 0])
-        return float((log_sum - self._true_shifted).mean(dtype=np.float64))
+        n = self._n
+        nll = np.log(self.row_sum[:n, 0], out=self.nll[:n])
+        nll -= self._true_shifted
+        return float(np.add.reduce(nll, dtype=np.float64)) / n
 
     def backward(self, y: np.ndarray) -> None:
         """Fill grad_w, grad_b with the gradient of the mean NLL over the batch."""
@@ -190,18 +203,16 @@ class Backprop:
         last = len(self.acts) - 1
         # Fused softmax + NLL gradient: (probs - onehot) / n, mean over the batch.
         d = self.deltas[last][:n]
-        np.copyto(d, self.acts[last][:n])
-        d[np.arange(n), y] -= 1
-        d *= d.dtype.type(1.0 / n)
+        inv_n = d.dtype.type(1.0 / n)
+        np.multiply(self.acts[last][:n], inv_n, out=d)
+        d[self.rows[:n], y] -= inv_n
         for i in range(last, -1, -1):
             inp = self._x if i == 0 else self.acts[i - 1][:n]
             np.matmul(inp.T, d, out=self.grad_w[i])
-            np.sum(d, axis=0, out=self.grad_b[i])
+            np.add.reduce(d, axis=0, out=self.grad_b[i])
             if i > 0:
                 prev = self.deltas[i - 1][:n]
                 np.matmul(d, model.weights[i].T, out=prev)
-                mask = self.masks[i - 1][:n]
-                np.greater(self.acts[i - 1][:n], 0, out=mask)
-                prev *= mask
+                np.multiply(prev, self.masks[i - 1][:n], out=prev)
                 d = prev
         self._x = None  # one backward per forward
