@@ -23,8 +23,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 from mnistnet import MLP, TrainConfig, load_mnist
 from mnistnet.metrics import evaluate_scaled
-from mnistnet.network import Backprop
-from mnistnet.train import _SGD
+from mnistnet.train import Stepper
 
 DEFAULT_ARCHS = ("784-128-64-10", "784-256-128-10")
 
@@ -36,9 +35,7 @@ def mnistnet_epoch(model: MLP, X: np.ndarray, y: np.ndarray, perm: np.ndarray, c
     the progress and metrics bookkeeping. Returns the mean training loss.
     """
     n, bs = len(perm), config.batch_size
-    bp = Backprop(model, bs)
-    sgd = _SGD(model, config)
-    grads = [g for pair in zip(bp.grad_w, bp.grad_b) for g in pair]
+    stepper = Stepper(model, config, bs)
     xbuf = np.empty((bs, X.shape[1]), dtype=np.float32)
     lr = config.learning_rate
     bias_lr = config.bias_learning_rate or lr
@@ -47,10 +44,8 @@ def mnistnet_epoch(model: MLP, X: np.ndarray, y: np.ndarray, perm: np.ndarray, c
         idx = perm[b:b + bs]
         xb = np.take(X, idx, axis=0, out=xbuf[:len(idx)])
         yb = y[idx]
-        bp.forward(xb, yb)
-        total += bp.loss()
-        bp.backward(yb)
-        sgd.step(grads, lr, bias_lr)
+        total += stepper.loss(xb, yb)
+        stepper.update(yb, lr, bias_lr)
     return total / -(-n // bs)
 
 

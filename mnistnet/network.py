@@ -194,8 +194,12 @@ class Backprop:
         nll -= self._true_shifted
         return float(np.add.reduce(nll, dtype=np.float64)) / n
 
-    def backward(self, y: np.ndarray) -> None:
-        """Fill grad_w, grad_b with the gradient of the mean NLL over the batch."""
+    def backward(self, y: np.ndarray, scale: float = 1.0) -> None:
+        """Fill grad_w, grad_b with `scale` times the gradient of the mean NLL over the batch.
+
+        Every gradient is linear in the output error, so plain SGD passes its learning rate
+        as `scale` and its update becomes a single subtraction.
+        """
         if self._x is None:
             raise RuntimeError("backward() called before forward()")
         n = self._n
@@ -203,7 +207,7 @@ class Backprop:
         last = len(self.acts) - 1
         # Fused softmax + NLL gradient: (probs - onehot) / n, mean over the batch.
         d = self.deltas[last][:n]
-        inv_n = d.dtype.type(1.0 / n)
+        inv_n = d.dtype.type(scale / n)
         np.multiply(self.acts[last][:n], inv_n, out=d)
         d[self.rows[:n], y] -= inv_n
         for i in range(last, -1, -1):

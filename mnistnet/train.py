@@ -198,8 +198,39 @@ class _SGD:
                 g, buf = v, self.scratch[i]  # v carries over to the next step: scale a copy
             else:
                 buf = g
-            np.multiply(g, p.dtype.type(lr if is_weight else bias_lr), out=buf)
-            p -= buf
+            rate = lr if is_weight else bias_lr
+            if rate != 1.0:
+                np.multiply(g, p.dtype.type(rate), out=buf)
+                g = buf
+            p -= g
+
+
+class Stepper:
+    """One SGD step on a batch, split where the loop checks the loss: `loss` then `update`.
+
+    The training loop and bench/speed.py both step through this, so the bench times the
+    real code.
+    """
+
+    def __init__(self, model: MLP, config: TrainConfig, batch_size: int):
+        self.bp = Backprop(model, batch_size)
+        self.sgd = _SGD(model, config)
+        self.grads = [g for pair in zip(self.bp.grad_w, self.bp.grad_b) for g in pair]
+        self.plain = not (config.momentum or config.weight_decay)
+
+    def loss(self, xb: np.ndarray, yb: np.ndarray) -> float:
+        """xb: (n, 784) float32 scaled, yb: (n,) int64 -> mean NLL of the batch (forward pass)."""
+        self.bp.forward(xb, yb)
+        return self.bp.loss()
+
+    def update(self, yb: np.ndarray, lr: float, bias_lr: float) -> None:
+        """Backward pass and parameter update for the batch given to `loss`."""
+        if self.plain:  # gradients come out already times lr: the update is one subtraction
+            self.bp.backward(yb, scale=lr)
+            self.sgd.step(self.grads, 1.0, bias_lr / lr)
+        else:
+            self.bp.backward(yb)
+            self.sgd.step(self.grads, lr, bias_lr)
 
 
 def train(model: MLP, data, config: TrainConfig | None = None,
@@ -237,9 +268,7 @@ def _train(model, data, config, on_progress, should_stop) -> History:
     padded = np.pad(images, ((0, 0), (s, s), (s, s))) if s else None
 
     rng = np.random.default_rng(config.seed)
-    bp = Backprop(model, min(bs, n))
-    sgd = _SGD(model, config)
-    grads = [g for pair in zip(bp.grad_w, bp.grad_b) for g in pair]
+    stepper = Stepper(model, config, min(bs, n))
     xbuf = np.empty((min(bs, n), 784), dtype=np.float32)
     batches = math.ceil(n / bs)
     total_steps = batches * config.epochs
@@ -262,8 +291,7 @@ def _train(model, data, config, on_progress, should_stop) -> History:
                 xb = np.take(X, idx, axis=0, out=xbuf[:m])
             yb = labels[idx]
             f = lr_factor(config, step, total_steps)
-            bp.forward(xb, yb)
-            loss = bp.loss()
+            loss = stepper.loss(xb, yb)
             if not math.isfinite(loss):
                 model.set_parameters(good)
                 hist.status = "failed"
@@ -271,8 +299,7 @@ def _train(model, data, config, on_progress, should_stop) -> History:
                     f"loss became {loss} at epoch {epoch}, batch {b + 1} with learning_rate="
                     f"{config.learning_rate}; try a smaller learning rate. The model keeps the "
                     f"weights of epoch {epoch - 1}.")
-            bp.backward(yb)
-            sgd.step(grads, config.learning_rate * f, bias_lr * f)
+            stepper.update(yb, config.learning_rate * f, bias_lr * f)
             step += 1
             chunk_loss += loss
             chunk_batches += 1

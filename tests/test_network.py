@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mnistnet.network import MLP, Backprop
-from mnistnet.train import _SGD, TrainConfig
+from mnistnet.train import Stepper, TrainConfig
 
 
 def _float64(model: MLP) -> MLP:
@@ -62,12 +62,9 @@ def test_one_sgd_step_matches_hand_computation():
     X[0, 0], X[0, 1] = 1.0, 2.0  # sample 0: h = relu(0.5 - 0.5 + 0.1) = 0.1
     y = np.array([3, 0])  # sample 1 is all zeros: h = relu(0.1) = 0.1
     lr = 0.5
-    bp = Backprop(model, 2)
-    bp.forward(X, y)
-    loss = bp.loss()
-    bp.backward(y)
-    _SGD(model, TrainConfig(learning_rate=lr)).step(
-        [g for pair in zip(bp.grad_w, bp.grad_b) for g in pair], lr, lr)
+    stepper = Stepper(model, TrainConfig(learning_rate=lr), 2)  # the training loop's own step
+    loss = stepper.loss(X, y)
+    stepper.update(y, lr, lr)
 
     # By hand: both samples have h = 0.1, logits z_k = 0.01 k, p_k = e^{0.01k} / sum_j e^{0.01j}.
     e = [math.exp(0.01 * k) for k in range(10)]
