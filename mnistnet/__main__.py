@@ -36,6 +36,10 @@ _last_draw = [0.0]
 
 
 def _bar(label: str, done: float, total: float, extra: str = "") -> None:
+    if not total:  # size unknown (npm pack): say what is happening instead of a 0% bar
+        sys.stderr.write(f"\r{label} ...")
+        sys.stderr.flush()
+        return
     now = time.monotonic()
     if done < total and now - _last_draw[0] < 0.2:  # redraw at most 5 times a second
         return
@@ -67,7 +71,7 @@ def _load_data(quiet: bool, store=None):
     if not store.has_mnist():
         def report(name, done, total):
             if not quiet:
-                _bar(f"fetch {name}", done, total or 1)
+                _bar(f"fetch {name}", done, total)
         try:
             verified = data_mod.load_mnist(report)
         finally:
@@ -78,7 +82,7 @@ def _load_data(quiet: bool, store=None):
 
 
 def cmd_fetch(args) -> int:
-    folder = data_mod.fetch(lambda name, done, total: _bar(f"fetch {name}", done, total or 1))
+    folder = data_mod.fetch(lambda name, done, total: _bar(f"fetch {name}", done, total))
     sys.stderr.write("\n")
     store = _store()
     added = store.import_mnist(data_mod.load_mnist())
