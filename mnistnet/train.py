@@ -158,50 +158,61 @@ def lr_factor(config: TrainConfig, step: int, total_steps: int) -> float:
     return 1.0
 
 
-def _shifted_batch(padded: np.ndarray, idx: np.ndarray, shift: int, rng: np.random.Generator) -> np.ndarray:
-    """padded: (N, 28+2s, 28+2s) uint8 -> (n, 784) uint8 crops of images idx at random offsets."""
-    n = len(idx)
-    ar = np.arange(28)
-    oy, ox = rng.integers(0, 2 * shift + 1, size=(2, n))
-    rows = (oy[:, None] + ar)[:, :, None]  # (n, 28, 1)
-    cols = (ox[:, None] + ar)[:, None, :]  # (n, 1, 28)
-    return padded[idx[:, None, None], rows, cols].reshape(n, 784)
+class _Shifter:
+    """Random shifts of up to `shift` px per image (augmentation), gathered in one pass.
+
+    Keeps the scaled training images zero-padded (background scales to the model's value
+    of a 0 pixel) and a strided view of every 28x28 window: a batch is one fancy index.
+    """
+
+    def __init__(self, model: MLP, images: np.ndarray, shift: int):
+        s = shift
+        padded = np.pad(images, ((0, 0), (s, s), (s, s)))  # (N, 28+2s, 28+2s) uint8
+        scaled = model.pixel_table()[padded]  # (N, 28+2s, 28+2s) float32
+        # (N, 2s+1, 2s+1, 28, 28) view, no copy
+        self.windows = np.lib.stride_tricks.sliding_window_view(scaled, (28, 28), axis=(1, 2))
+        self.shift = s
+
+    def batch(self, idx: np.ndarray, rng: np.random.Generator, out: np.ndarray) -> np.ndarray:
+        """idx: (n,) image rows -> out[:n] filled with (n, 784) float32 shifted images."""
+        n = len(idx)
+        oy, ox = rng.integers(0, 2 * self.shift + 1, size=(2, n))
+        xb = out[:n]
+        xb.reshape(n, 28, 28)[...] = self.windows[idx, oy, ox]
+        return xb
 
 
 class _SGD:
-    """Parameter update with optional momentum and L2, in preallocated buffers."""
+    """Parameter update with optional momentum and L2, in preallocated buffers.
+
+    Gradients arrive already multiplied by the learning rate (Backprop.backward's scale), so
+    plain SGD is p -= g, and momentum is the classic v = mu v + lr g; p -= v.
+    """
 
     def __init__(self, model: MLP, config: TrainConfig):
         self.model, self.config = model, config
         self.velocity = [np.zeros_like(p) for p in model.parameters()] if config.momentum else None
-        # Plain SGD needs no scratch: it scales the gradient in place (see step).
-        needs_scratch = config.momentum or config.weight_decay
-        self.scratch = [np.empty_like(p) for p in model.parameters()] if needs_scratch else None
+        self.scratch = [np.empty_like(p) for p in model.parameters()] if config.weight_decay else None
 
-    def step(self, grads: list[np.ndarray], lr: float, bias_lr: float) -> None:
-        """p -= rate * update for each parameter; rate is lr for weights, bias_lr for biases.
+    def step(self, grads: list[np.ndarray], lr: float, bias_ratio: float) -> None:
+        """grads: lr times each gradient (matching model.parameters()), consumed in place.
 
-        grads (matching model.parameters()) are consumed: they are modified in place, which
-        at batch 50 saves a pass over a third (784, hidden) array every step.
+        bias_ratio = bias learning rate / learning rate rescales the bias gradients.
         """
         cfg = self.config
         for i, (p, g) in enumerate(zip(self.model.parameters(), grads)):
-            is_weight = i % 2 == 0
-            if cfg.weight_decay and is_weight:
-                s = self.scratch[i]
-                np.multiply(p, cfg.weight_decay, out=s)
-                g += s
+            if i % 2 == 0:
+                if cfg.weight_decay:
+                    s = self.scratch[i]
+                    np.multiply(p, p.dtype.type(lr * cfg.weight_decay), out=s)
+                    g += s
+            elif bias_ratio != 1.0:
+                g *= p.dtype.type(bias_ratio)
             if self.velocity is not None:
                 v = self.velocity[i]
-                v *= cfg.momentum
+                v *= p.dtype.type(cfg.momentum)
                 v += g
-                g, buf = v, self.scratch[i]  # v carries over to the next step: scale a copy
-            else:
-                buf = g
-            rate = lr if is_weight else bias_lr
-            if rate != 1.0:
-                np.multiply(g, p.dtype.type(rate), out=buf)
-                g = buf
+                g = v
             p -= g
 
 
@@ -216,7 +227,6 @@ class Stepper:
         self.bp = Backprop(model, batch_size)
         self.sgd = _SGD(model, config)
         self.grads = [g for pair in zip(self.bp.grad_w, self.bp.grad_b) for g in pair]
-        self.plain = not (config.momentum or config.weight_decay)
 
     def loss(self, xb: np.ndarray, yb: np.ndarray) -> float:
         """xb: (n, 784) float32 scaled, yb: (n,) int64 -> mean NLL of the batch (forward pass)."""
@@ -225,12 +235,9 @@ class Stepper:
 
     def update(self, yb: np.ndarray, lr: float, bias_lr: float) -> None:
         """Backward pass and parameter update for the batch given to `loss`."""
-        if self.plain:  # gradients come out already times lr: the update is one subtraction
-            self.bp.backward(yb, scale=lr)
-            self.sgd.step(self.grads, 1.0, bias_lr / lr)
-        else:
-            self.bp.backward(yb)
-            self.sgd.step(self.grads, lr, bias_lr)
+        # Gradients come out already times lr: plain SGD's update is a single subtraction.
+        self.bp.backward(yb, scale=lr)
+        self.sgd.step(self.grads, lr, bias_lr / lr)
 
 
 def train(model: MLP, data, config: TrainConfig | None = None,
@@ -259,13 +266,12 @@ def _train(model, data, config, on_progress, should_stop) -> History:
     if config.train_size is not None:
         images, labels = images[:config.train_size], labels[:config.train_size]
     n, bs = len(labels), config.batch_size
-    table = model.pixel_table()
     # Scaled once: (n, 784) float32. Eval sets too, so each epoch's metrics cost no rescaling.
     X = model.scale_inputs(images)
     X_val = model.scale_inputs(data.val.images)
     X_test = model.scale_inputs(data.test.images)
     s = config.shift_pixels
-    padded = np.pad(images, ((0, 0), (s, s), (s, s))) if s else None
+    shifter = _Shifter(model, images, s) if s else None
 
     rng = np.random.default_rng(config.seed)
     stepper = Stepper(model, config, min(bs, n))
@@ -284,9 +290,8 @@ def _train(model, data, config, on_progress, should_stop) -> History:
         for b in range(batches):
             idx = perm[b * bs:(b + 1) * bs]
             m = len(idx)
-            if padded is not None:
-                xb = xbuf[:m]
-                np.take(table, _shifted_batch(padded, idx, s, rng), out=xb)
+            if shifter is not None:
+                xb = shifter.batch(idx, rng, xbuf)
             else:
                 xb = np.take(X, idx, axis=0, out=xbuf[:m])
             yb = labels[idx]

@@ -155,3 +155,21 @@ def test_config_round_trip():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         TrainConfig.from_dict({"lr": 1})
+
+
+def test_shift_augmentation_crops_padded_windows():
+    from mnistnet.train import _Shifter
+    model = MLP((784, 8, 10))
+    imgs = np.zeros((3, 28, 28), np.uint8)
+    imgs[:, 10, 12] = 255  # one bright pixel
+    sh = _Shifter(model, imgs, 2)
+    out = np.empty((3, 784), np.float32)
+    seen = set()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        xb = sh.batch(np.array([0, 1, 2]), rng, out)
+        for row in xb.reshape(3, 28, 28):
+            (y, x), = np.argwhere(row == row.max())
+            assert row.min() == model.scale_inputs(np.zeros((1, 784), np.uint8)).min()  # background stays 0
+            seen.add((int(y) - 10, int(x) - 12))
+    assert seen == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}  # every shift in +-2 px
