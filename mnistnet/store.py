@@ -273,10 +273,22 @@ class Store:
                                                 sha256=hashlib.sha256(blob).hexdigest(),
                                                 created_at=time.time())).inserted_primary_key[0]
 
-    def add_model(self, model: MLP, name: str) -> int:
-        """Store a model with no run (an upload)."""
+    def add_uploaded_model(self, model: MLP, name: str) -> tuple[int, int]:
+        """Store an uploaded model as a finished run of origin 'upload' carrying the epochs of
+        its own history (if any), so it is listed, compared and linked like any run.
+        -> (run id, model id)."""
+        hist = model.history
+        now = time.time()
         with self.engine.begin() as c:
-            return self._insert_model(c, model, name, None)
+            run_id = c.execute(runs.insert().values(
+                layer_sizes=json.dumps(list(model.layer_sizes)), config=json.dumps(hist.config if hist else {}),
+                status="finished", origin="upload", started_at=now, ended_at=now, error=f"uploaded as {name}",
+            )).inserted_primary_key[0]
+            for record in (hist.epochs if hist else []):
+                c.execute(epochs.insert().values(run_id=run_id, epoch=int(record["epoch"]),
+                                                 test_accuracy=float(record["test"]["accuracy"]),
+                                                 metrics=json.dumps(record)))
+            return run_id, self._insert_model(c, model, name, run_id)
 
     def list_runs(self) -> list[dict]:
         """Every run, newest first, with its last epoch's test metrics and its model id."""

@@ -102,8 +102,9 @@ def import_uploads(store, files, source: str = "upload") -> list[int]:
     return store.add_samples(np.stack(images), labels, source)
 
 
-def import_model_upload(store, data: bytes, name: str) -> int:
-    """A .npz model upload, checked by load_model (never unpickled), stored -> model id."""
+def import_model_upload(store, data: bytes, name: str) -> tuple[int, int]:
+    """A .npz model upload, checked by load_model (never unpickled), stored as a run of
+    origin 'upload' -> (run id, model id)."""
     from .modelfile import load_model
     if not data:
         raise UploadError(f"{name}: the file is empty")
@@ -111,4 +112,4 @@ def import_model_upload(store, data: bytes, name: str) -> int:
         model = load_model(data)
     except ValueError as e:
         raise UploadError(f"{name}: {str(e).removeprefix('model file: ')}") from None
-    return store.add_model(model, name)
+    return store.add_uploaded_model(model, name)

@@ -229,8 +229,15 @@ def test_bad_uploads_refused_nothing_stored(store, mnist, make, match):
 
 def test_model_uploads(store, tmp_path):
     good = model_bytes(MLP((784, 8, 10)))
-    mid = import_model_upload(store, good, "mine.npz")
+    rid, mid = import_model_upload(store, good, "mine.npz")
     assert store.model_blob(mid) == good
+    row = next(r for r in store.list_runs() if r["id"] == rid)
+    assert row["origin"] == "upload" and row["model_id"] == mid and row["epochs"] == 0
+    trained = MLP((784, 8, 10))
+    train_recorded(store, trained, small(load_mnist()), TrainConfig(epochs=2), "cli")
+    rid2, _ = import_model_upload(store, model_bytes(trained), "trained.npz")
+    assert [e["epoch"] for e in store.run_epochs(rid2)] == [1, 2]  # its history comes along
+    n_models = len(store.list_runs())
     buf = io.BytesIO()
     arrays = dict(np.load(io.BytesIO(good)))
     np.savez(buf, **{**arrays, "W0": np.array([object()], dtype=object)})
@@ -239,6 +246,7 @@ def test_model_uploads(store, tmp_path):
     for data, match in ((buf.getvalue(), "pickled"), (wrong.getvalue(), "W1"), (b"", "empty"), (b"PK\x03", "npz")):
         with pytest.raises(UploadError, match=match):
             import_model_upload(store, data, "bad.npz")
+    assert len(store.list_runs()) == n_models  # nothing stored
 
 
 def test_fine_tune_learns_user_digits_keeps_mnist(store, mnist):
