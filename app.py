@@ -1,0 +1,29 @@
+"""mnistnet's home page: what this is, the current model, links to the pages.
+
+Run with `streamlit run app.py`. Pages live in pages/ (Streamlit's pages folder); shared UI
+code in ui/; the network itself in mnistnet/.
+"""
+
+import streamlit as st
+
+from ui import views
+
+views.page("home", "Home")
+st.title("mnistnet")
+st.markdown(
+    "A neural network written from scratch in NumPy that learns to read handwritten digits.  \n"
+    "Train one on MNIST, see which digits it confuses, then draw your own for it to read.  \n"
+    "No deep-learning framework: every forward and backward pass is plain matrix arithmetic.")
+
+st.subheader("Current model")
+entry = views.require_model()
+if entry is not None:
+    views.model_summary(entry)
+with st.expander("Save this model, or load one from a file"):
+    views.model_files(entry)
+
+st.subheader("Pages")
+st.page_link("pages/1_Train.py", label="Train: design a network and watch it learn", icon=":material/model_training:")
+st.page_link("pages/2_Analyze.py", label="Analyze: where does it err? Click the confusion matrix",
+             icon=":material/grid_on:")
+st.page_link("pages/3_Draw.py", label="Draw: write a digit for the network to read", icon=":material/draw:")

@@ -1,0 +1,179 @@
+"""The app's latency figures, measured in a real browser (run by hand, not a test).
+
+    .venv/bin/python bench/app_latency.py [--rounds 3] [--strokes 10] [--json out.json]
+
+1. Cold start to first render: `streamlit run app.py` started, until the home page's title
+   shows in Chromium (median of --cold runs). Target <= 3 s.
+2. Mouse-up to prediction on screen on the Draw page: median over --strokes strokes.
+   Target <= 400 ms (a bare canvas round trip measured 284 ms).
+3. A training run in the app (Train page open, live charts polling) against the CLI
+   `python -m mnistnet train --json` for the same configuration (the seed preset), alternated
+   over --rounds rounds; the ratio of median training times. Target <= 1.15x.
+   Training time = the sum of the run's epoch seconds in both (the same clock inside
+   mnistnet.train), so process start-up and data loading count for neither. The CLI runs on
+   one BLAS thread like the app (--cli-blas-threads 0 for its default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from test_browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DIGITS,
+    VIEWPORT,
+    ensure_model,
+    free_port,
+    start_app,
+    wait_healthy,
+)
+
+
+def cold_start(browser, runs: int) -> list[float]:
+    """Seconds from starting the server process to the home page's title on screen."""
+    times = []
+    for _ in range(runs):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        page = browser.new_page(viewport=VIEWPORT)
+        t0 = time.perf_counter()
+        proc = start_app(port, subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    page.goto(url, timeout=2000)
+                    break
+                except Exception:
+                    if time.perf_counter() - t0 > 60:
+                        raise
+                    time.sleep(0.05)
+            page.get_by_role("heading", name="mnistnet").first.wait_for(timeout=60_000)
+            times.append(time.perf_counter() - t0)
+        finally:
+            page.close()
+            proc.terminate()
+            proc.wait(timeout=10)
+    return times
+
+
+def stroke_latency(page, url: str, strokes: int) -> list[float]:
+    """Seconds from mouse-up to the prediction on screen, one per stroke on a cleared canvas."""
+    page.goto(url + "/Draw")
+    ensure_model(page, page.locator("canvas.upper-canvas"))
+    page.get_by_text("Draw a digit from 0 to 9").wait_for()
+    shapes = list(DIGITS.values())
+    times = []
+    for i in range(strokes):
+        points = shapes[i % len(shapes)]
+        pred = page.locator("#predicted-digit")
+        box = page.locator("canvas.upper-canvas").bounding_box()
+        # all but the mouse-up, then time the up -> prediction
+        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        page.mouse.down()
+        for (xa, ya), (xb, yb) in zip(points, points[1:]):
+            n = max(2, int(math.hypot(xb - xa, yb - ya) / 6))
+            for k in range(1, n + 1):
+                page.mouse.move(box["x"] + xa + (xb - xa) * k / n, box["y"] + ya + (yb - ya) * k / n)
+        t0 = time.perf_counter()
+        page.mouse.up()
+        pred.wait_for(timeout=30_000)
+        times.append(time.perf_counter() - t0)
+        page.get_by_role("button", name="Clear").click()
+        pred.wait_for(state="detached", timeout=30_000)
+        page.wait_for_timeout(300)
+    return times
+
+
+def app_training(page, url: str) -> float:
+    """Train the seed preset on the Train page, watching it live; its training seconds."""
+    page.goto(url + "/Train")
+    page.get_by_text("Hyperparameters").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"Finished in [\d.]+ s")).wait_for(timeout=600_000)
+    # The session's run record holds the epoch seconds; the page shows their total.
+    text = page.get_by_text(re.compile(r"Epoch seconds: ")).first.inner_text()
+    return sum(float(s) for s in re.findall(r"[\d.]+", text.split(":", 1)[1]))
+
+
+def cli_training(blas_threads: int) -> float:
+    env = dict(os.environ)
+    if blas_threads:  # the app trains on one BLAS thread (ui.state.store)
+        env["OPENBLAS_NUM_THREADS"] = str(blas_threads)
+    out = subprocess.run([sys.executable, "-m", "mnistnet", "train", "--preset", "seed", "--json",
+                          "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return sum(json.loads(out.stdout)["epoch_seconds"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cold", type=int, default=3, help="cold starts to measure")
+    ap.add_argument("--strokes", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="app/CLI training rounds")
+    ap.add_argument("--parts", default="cold,strokes,train", help="which figures to measure")
+    ap.add_argument("--cli-blas-threads", type=int, default=1,
+                    help="OPENBLAS_NUM_THREADS for the CLI (0: its default); the app uses 1")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
+    result = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        if "cold" in parts:
+            cold = cold_start(browser, args.cold)
+            result["cold_start_s"] = {"median": statistics.median(cold), "runs": cold}
+            print(f"cold start to first render: median {statistics.median(cold):.2f} s  "
+                  f"{[round(t, 2) for t in cold]}", flush=True)
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_app(port, subprocess.DEVNULL)
+        try:
+            wait_healthy(url, proc)
+            page = browser.new_page(viewport=VIEWPORT)
+            if "strokes" in parts:
+                lat = stroke_latency(page, url, args.strokes)
+                result["stroke_to_prediction_ms"] = {"median": 1000 * statistics.median(lat),
+                                                     "runs": [1000 * t for t in lat]}
+                print(f"mouse-up to prediction: median {1000 * statistics.median(lat):.0f} ms  "
+                      f"{[round(1000 * t) for t in lat]}", flush=True)
+            app_s, cli_s = [], []
+            for r in range(args.rounds if "train" in parts else 0):
+                page.close()
+                page = browser.new_page(viewport=VIEWPORT)  # a new session: no run in it yet
+                app_s.append(app_training(page, url))
+                cli_s.append(cli_training(args.cli_blas_threads))
+                print(f"round {r + 1}: app {app_s[-1]:.1f} s, CLI {cli_s[-1]:.1f} s", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        browser.close()
+    if not app_s:
+        print(json.dumps(result))
+        return 0
+    ratio = statistics.median(app_s) / statistics.median(cli_s)
+    result["training_s"] = {"app": app_s, "cli": cli_s, "ratio_of_medians": ratio,
+                            "cli_blas_threads": args.cli_blas_threads or "default"}
+    print(f"training, seed preset: app median {statistics.median(app_s):.1f} s, CLI median "
+          f"{statistics.median(cli_s):.1f} s, ratio {ratio:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""AppTest tests of every page, on small injected data (see ui.state.INJECT_KEY).
+
+Each test runs the real scripts (app.py and pages/) in-process: no browser, no MNIST load,
+no default-model training, so the whole file takes seconds.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from mnistnet import preprocess_drawing, preset
+from ui import canvas, figures, jobs, state
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["app.py", "pages/1_Train.py", "pages/2_Analyze.py", "pages/3_Draw.py"]
+TIMEOUT = 30
+
+
+def open_page(page, data, model=None, query=None, session=None):
+    """Run app.py, then switch to `page`, with `data` (and a default `model`) injected."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[state.INJECT_KEY] = state.Injected(data, model)
+    for k, v in (session or {}).items():
+        at.session_state[k] = v
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    if page == "app.py":
+        return at.run()
+    at.switch_page(page)
+    return at.run()
+
+
+def texts(at) -> str:
+    """All the text an AppTest run put on the page, one string."""
+    parts = []
+    for kind in ("markdown", "caption", "info", "error", "success", "subheader", "title",
+                 "metric", "warning"):
+        for el in at.get(kind):
+            parts.append(str(getattr(el, "value", "")))
+            parts.append(str(getattr(el, "label", "")))
+    return "\n".join(parts)
+
+
+def no_exception(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+# -- every page ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_runs_without_exception(page, tiny_mnist, tiny_model):
+    at = open_page(page, tiny_mnist, tiny_model)
+    no_exception(at)
+
+
+@pytest.mark.parametrize("page", ["app.py", "pages/2_Analyze.py", "pages/3_Draw.py"])
+def test_without_a_model_a_page_offers_the_seed_preset(page, tiny_mnist):
+    at = open_page(page, tiny_mnist)
+    no_exception(at)
+    assert "no model yet" in texts(at)
+    at.button(key="train_default").click().run()
+    no_exception(at)
+    assert "no model yet" not in texts(at)
+    hidden, _ = preset("seed")
+    assert at.session_state["mnistnet.injected_default"].layer_sizes == (784, *hidden, 10)
+
+
+def test_home_shows_the_model_and_exact_counts(tiny_mnist, tiny_model):
+    at = open_page("app.py", tiny_mnist, tiny_model)
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["Layer sizes"].value == "784-32-10"
+    correct = int((tiny_model.predict(tiny_mnist.test.images) == tiny_mnist.test.labels).sum())
+    assert f"{correct:,} / 1,000" in metrics["Test accuracy"].delta
+
+
+# -- Train --------------------------------------------------------------------------------
+
+def error_texts(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("label, value, message", [
+    ("Learning rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
+    ("Learning rate", -0.5, "learning_rate must be a finite number > 0, got -0.5"),
+    ("Batch size", 0, "batch_size must be an integer >= 1, got 0"),
+    ("Epochs", 0, "epochs must be an integer >= 1, got 0"),
+    ("Seed", -1, "seed must be an integer >= 0, got -1"),
+    ("Training images", 60000, "train_size must be at most 3,000"),
+    ("Size of hidden layer 2", 0, "every hidden layer size must be an integer >= 1, got 0"),
+])
+def test_train_form_refuses_bad_values(label, value, message, tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    no_exception(at)
+    assert not at.error
+    at.number_input(key=next(n.key for n in at.number_input if n.label == label)).set_value(value).run()
+    no_exception(at)
+    assert any(message in e for e in error_texts(at)), error_texts(at)
+    assert at.button(key="train.start").disabled
+
+
+def test_train_form_message_sits_under_its_field(tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.number_input(key="train.w.learning_rate").set_value(0.0).run()
+    # The hyperparameter column holds, in order: learning rate, its message, batch size...
+    column = at.columns[1]
+    kinds = [type(el).__name__ for el in column]
+    labels = [getattr(el, "label", getattr(el, "value", "")) for el in column]
+    i = labels.index("Learning rate")
+    assert kinds[i + 1] == "Error" and "learning_rate" in labels[i + 1]
+    assert labels[i + 2] == "Batch size"
+
+
+def test_best_preset_fills_the_form(tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.button_group(key="train.w.preset").set_value("best").run()
+    no_exception(at)
+    assert at.number_input(key="train.w.layers").value == len(preset("best")[0])
+    hidden, config = preset("best")
+    assert at.number_input(key="train.w.hidden.0").value == hidden[0]
+    assert at.number_input(key="train.w.learning_rate").value == pytest.approx(config.learning_rate)
+    assert at.number_input(key="train.w.momentum").value == pytest.approx(config.momentum)
+    assert at.selectbox(key="train.w.lr_schedule").value == config.lr_schedule
+
+
+def wait_for_run(at, timeout=60):
+    """Rerun until this session's job has been adopted (the page polls like this itself)."""
+    deadline = time.monotonic() + timeout
+    while jobs.JOB_KEY in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert jobs.JOB_KEY not in at.session_state, "the run did not finish in time"
+
+
+def test_train_runs_in_the_background_and_its_model_becomes_current(tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.number_input(key="train.w.hidden.0").set_value(32)
+    at.number_input(key="train.w.layers").set_value(1)
+    at.number_input(key="train.w.epochs").set_value(2)
+    at.number_input(key="train.w.train_size").set_value(2000).run()
+    at.button(key="train.start").click().run()
+    no_exception(at)
+    job_id = at.query_params["job"][0] if isinstance(at.query_params["job"], list) else at.query_params["job"]
+    assert at.session_state[jobs.JOB_KEY] == job_id
+    wait_for_run(at)
+    no_exception(at)
+    last = at.session_state[jobs.LAST_RUN_KEY]
+    assert last.status == "finished" and [e["epoch"] for e in last.epochs] == [1, 2]
+    assert last.n_train == 2000 and last.layer_sizes == (784, 32, 10)
+    entry = at.session_state[state.MODEL_KEY]
+    assert entry.model.layer_sizes == (784, 32, 10)
+    assert "Train page" in entry.source
+    assert len(at.get("plotly_chart")) == 4  # loss, accuracy, test and training digit errors
+    assert "Finished in" in at.get("progress")[0].proto.text
+    assert jobs.registry().get(job_id) is None  # the finished job was cleaned up
+    assert "job" not in at.query_params
+
+
+def test_stop_ends_the_run_and_keeps_its_model(tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.number_input(key="train.w.epochs").set_value(50).run()
+    at.button(key="train.start").click().run()
+    job_id = at.session_state[jobs.JOB_KEY]
+    time.sleep(0.5)
+    at.run()
+    assert at.button(key="train.stop")
+    jobs.stop(job_id)  # what the Stop button's callback does
+    wait_for_run(at)
+    last = at.session_state[jobs.LAST_RUN_KEY]
+    assert last.status == "stopped"
+    assert last.epochs and last.epochs[-1]["partial"]
+    assert at.session_state[state.MODEL_KEY].model.history.status == "stopped"
+
+
+def test_a_reload_reattaches_to_the_running_job(tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.number_input(key="train.w.epochs").set_value(50).run()
+    at.button(key="train.start").click().run()
+    job_id = at.session_state[jobs.JOB_KEY]
+    try:
+        # A reload is a new session with the same URL.
+        again = open_page("pages/1_Train.py", tiny_mnist, query={"job": job_id})
+        no_exception(again)
+        assert again.session_state[jobs.JOB_KEY] == job_id
+        assert again.button(key="train.stop")
+        assert again.button(key="train.start").disabled
+    finally:
+        jobs.stop(job_id)
+    wait_for_run(again)
+    assert again.session_state[jobs.LAST_RUN_KEY].id == job_id
+
+
+# -- Analyze ------------------------------------------------------------------------------
+
+def test_confusion_cell_in_the_url_gives_its_gallery(tiny_mnist, tiny_model):
+    pred = tiny_model.predict(tiny_mnist.test.images)
+    y = tiny_mnist.test.labels
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (y, pred), 1)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    t, p = np.unravel_index(off.argmax(), off.shape)
+    expected = np.flatnonzero((y == t) & (pred == p))
+    at = open_page("pages/2_Analyze.py", tiny_mnist, tiny_model, query={"true": str(t), "pred": str(p)})
+    no_exception(at)
+    heads = [s.value for s in at.subheader]
+    assert f"True {t}, predicted {p}: {len(expected):,} test images" in heads
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert [int(c.split(" ")[0][1:]) for c in captions] == expected.tolist()
+    # each image is captioned with its top probabilities, the predicted digit first
+    assert all(c.split("\n")[1].startswith(f"{p}:") for c in captions)
+
+
+def test_clicking_a_pair_selects_it_and_clear_unselects(tiny_mnist, tiny_model):
+    at = open_page("pages/2_Analyze.py", tiny_mnist, tiny_model)
+    assert "Click a cell" in texts(at)
+    pair = next(b for b in at.button if b.key and b.key.startswith("pair."))
+    _, t, p = pair.key.split(".")
+    pair.click().run()
+    no_exception(at)
+    assert at.query_params["true"] in (t, [t]) and at.query_params["pred"] in (p, [p])
+    assert any(s.value.startswith(f"True {t}, predicted {p}:") for s in at.subheader)
+    next(b for b in at.button if b.label == "Clear selection").click().run()
+    assert "true" not in at.query_params
+
+
+def test_bad_selection_in_the_url_is_ignored(tiny_mnist, tiny_model):
+    at = open_page("pages/2_Analyze.py", tiny_mnist, tiny_model, query={"true": "12", "pred": "x"})
+    no_exception(at)
+    assert "Click a cell" in texts(at)
+
+
+def test_confusion_figure_has_a_clickable_point_on_every_cell():
+    cm = np.arange(100).reshape(10, 10)
+    fig = figures.confusion_figure(cm, selected=(4, 9))
+    scatter = fig.data[1]
+    assert scatter.type == "scatter" and len(scatter.x) == 100
+    cells = {(int(y), int(x)) for x, y in zip(scatter.x, scatter.y)}
+    assert cells == {(t, p) for t in range(10) for p in range(10)}
+    assert fig.layout.xaxis.type == fig.layout.yaxis.type == "category"
+    (shape,) = fig.layout.shapes
+    assert (shape.x0, shape.x1, shape.y0, shape.y1) == (8.5, 9.5, 3.5, 4.5)
+    norm = figures.confusion_figure(cm, normalise=True)
+    assert norm.data[0].text[1][0] == f"{100 * 10 / cm[1].sum():.1f}"
+
+
+# -- Draw ---------------------------------------------------------------------------------
+
+def canvas_image(digit28: np.ndarray) -> np.ndarray:
+    """A (28, 28) MNIST digit as the canvas would return it: (280, 280, 4) RGBA, white on black."""
+    big = np.asarray(Image.fromarray(digit28).resize((280, 280), Image.BILINEAR))
+    return np.dstack([big, big, big, np.full_like(big, 255)])
+
+
+def test_an_injected_drawing_gives_a_prediction(tiny_mnist, tiny_model):
+    i = int(np.flatnonzero(tiny_model.predict(tiny_mnist.test.images) == tiny_mnist.test.labels)[0])
+    image = canvas_image(tiny_mnist.test.images[i])
+    expected = tiny_model.predict_proba(preprocess_drawing(image)[None])[0]
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: image})
+    no_exception(at)
+    html = "\n".join(m.value for m in at.markdown)
+    best = int(expected.argmax())
+    assert best == tiny_mnist.test.labels[i]
+    assert "id='predicted-digit'" in html and f">{best}</span>" in html
+    assert f"{100 * expected[best]:.1f}% confidence" in html
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("image")) == 1  # the 28x28 view
+
+
+def test_a_blank_canvas_shows_a_hint_not_a_guess(tiny_mnist, tiny_model):
+    blank = np.zeros((280, 280, 4), np.uint8)
+    blank[..., 3] = 255
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: blank})
+    no_exception(at)
+    assert "Draw a digit from 0 to 9" in texts(at)
+    assert "predicted-digit" not in "\n".join(m.value for m in at.markdown)
+
+
+def test_clear_forgets_the_drawing(tiny_mnist, tiny_model):
+    image = canvas_image(tiny_mnist.test.images[0])
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: image})
+    assert "predicted-digit" in "\n".join(m.value for m in at.markdown)
+    next(b for b in at.button if b.label == "Clear").click().run()
+    no_exception(at)
+    assert canvas.IMAGE_KEY not in at.session_state
+    assert at.session_state[canvas.VERSION_KEY] == 1
+    assert "Draw a digit from 0 to 9" in texts(at)
+
+
+# -- figure builders (plain data in, Plotly figures out) ----------------------------------
+
+def _record(epoch, partial=False):
+    m = {"loss": 1.0 / epoch, "accuracy": 0.9, "correct": 9000, "total": 10000,
+         "per_digit_errors": [epoch * d for d in range(10)]}
+    return {"epoch": epoch, "partial": partial, "train": m, "val": m, "test": m}
+
+
+def test_training_figures_show_the_report_curves():
+    epochs = [_record(1), _record(2)]
+    batches = [[1000 * i, 2.0 / i] for i in range(1, 101)]  # 100,000 samples = 2 epochs of 50,000
+    loss = figures.loss_figure(epochs, batches, 50_000, total_epochs=5)
+    assert [t.name for t in loss.data] == ["training batches (smoothed)", "training", "validation", "test"]
+    assert loss.data[0].x[-1] == pytest.approx(2.0) and len(loss.data[0].y) == 100
+    assert tuple(loss.layout.xaxis.range) == pytest.approx((0, 5.1))
+    acc = figures.accuracy_figure(epochs)
+    assert list(acc.data[2].y) == [90.0, 90.0]
+    errors = figures.digit_errors_figure(epochs, "train")
+    assert len(errors.data) == 10 and list(errors.data[3].y) == [3, 6]
+
+
+def test_a_stopped_epoch_is_drawn_where_it_stopped():
+    epochs = [_record(1), _record(2, partial=True)]
+    batches = [[50_000, 0.5], [75_000, 0.4]]
+    fig = figures.accuracy_figure(epochs, batches, 50_000)
+    assert list(fig.data[0].x) == [1.0, 1.5]
+
+
+def test_smoothing_starts_at_the_first_value():
+    assert figures.smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+
+
+def test_probability_figure_highlights_the_guess():
+    probs = np.full(10, 0.02)
+    probs[7] = 0.82
+    fig = figures.probability_figure(probs)
+    colours = list(fig.data[0].marker.color)
+    assert colours[7] != colours[0] and len(set(colours)) == 2
+    assert fig.data[0].y[7] == pytest.approx(82.0)

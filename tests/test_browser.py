@@ -1,0 +1,322 @@
+"""The app in a real browser: Playwright drives Debian's Chromium against `streamlit run app.py`
+on a free 127.0.0.1 port, on the real MNIST data.
+
+These tests never skip: without Playwright or /usr/bin/chromium they fail, saying what to
+install (`make test` installs Chromium when it is missing). Screenshots of every page go to
+artifacts/screenshots/.
+"""
+
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1400, "height": 1000}
+TRAIN_DEFAULT_TIMEOUT_MS = 240_000  # the seed preset on a busy 2-core machine
+STEP_MS = 30_000
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=15_000)  # a shared 2-core machine renders slowly at times
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int, log) -> subprocess.Popen:
+    """`streamlit run app.py` on 127.0.0.1:port, the way `make run` starts it."""
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port),
+           "--browser.gatherUsageStats", "false"]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"streamlit did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with open(log_path, "w") as log:
+        proc = start_app(port, log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    server_log = log_path.read_text()
+    assert "Traceback" not in server_log, server_log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert os.path.exists(CHROMIUM), (
+        f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); "
+        "the browser tests never skip")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = context.new_page()
+    yield pg
+    if getattr(request.node, "failed", False):
+        for i, p in enumerate(context.pages):
+            shot(p, f"FAILED-{request.node.name}-{i}")
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """Save the whole page. Streamlit scrolls inside its main section, not the document, so
+    the viewport grows to the section's height for the picture."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Elements still loading show as grey skeletons: wait for them (a picture either way).
+    try:
+        page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')",
+                               timeout=10_000)
+    except PlaywrightTimeout:
+        pass
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight || 0")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    page.wait_for_timeout(300)  # charts re-layout to the new size
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def assert_no_exception(page: Page) -> None:
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    body = page.locator("body").inner_text()
+    for marker in ("Traceback", "Error:", "Exception:"):
+        assert marker not in body, body[:2000]
+
+
+def wait_rendered(page: Page, text: str, timeout: int = STEP_MS) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout)
+
+
+def ensure_model(page: Page, ready) -> None:
+    """Wait for `ready` (a locator); if the page offers the seed preset instead, train it first
+    (once per server: later sessions share the default model)."""
+    button = page.get_by_role("button", name="Train the seed preset")
+    ready.or_(button).first.wait_for(timeout=STEP_MS)
+    if button.count():
+        button.click()
+        ready.first.wait_for(timeout=TRAIN_DEFAULT_TIMEOUT_MS)
+
+
+def sidebar_link(page: Page, label: str):
+    return page.get_by_test_id("stSidebar").get_by_role("link", name=label, exact=True)
+
+
+# -- drawing ------------------------------------------------------------------------------
+
+def stroke(page: Page, points) -> None:
+    """One pen stroke through `points` given in canvas pixels (0..280)."""
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    x0, y0 = box["x"], box["y"]
+    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
+    page.mouse.down()
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        n = max(2, int(math.hypot(xb - xa, yb - ya) / 6))  # small steps, like a hand
+        for k in range(1, n + 1):
+            page.mouse.move(x0 + xa + (xb - xa) * k / n, y0 + ya + (yb - ya) * k / n)
+    page.mouse.up()
+
+
+DIGITS = {
+    "1": [(145, 45), (140, 235)],
+    "0": [(140 + 65 * math.sin(a), 140 - 95 * math.cos(a))
+          for a in [2 * math.pi * k / 40 for k in range(42)]],
+    "7": [(70, 55), (210, 55), (185, 110), (155, 170), (130, 235)],
+    "4": [(150, 40), (80, 160), (205, 160), (185, 160), (175, 100), (175, 240)],
+}
+
+
+def test_drawn_digits_are_read(page, app_url):
+    page.goto(app_url + "/Draw")
+    wait_rendered(page, "Draw a digit")
+    ensure_model(page, page.locator("canvas.upper-canvas"))
+    wait_rendered(page, "Draw a digit from 0 to 9")  # a blank canvas: a hint, not a guess
+    expect(page.locator("#predicted-digit")).to_have_count(0)
+    for digit, points in DIGITS.items():
+        stroke(page, points)
+        expect(page.locator("#predicted-digit")).to_have_text(digit, timeout=STEP_MS)
+        expect(page.get_by_text(re.compile(r"with \d+\.\d% confidence"))).to_be_visible()
+        assert_no_exception(page)
+        shot(page, f"draw-{digit}")
+        page.get_by_role("button", name="Clear").click()
+        expect(page.locator("#predicted-digit")).to_have_count(0, timeout=STEP_MS)
+
+
+def test_a_drawing_survives_switching_pages(page, app_url):
+    page.goto(app_url + "/Draw")
+    ensure_model(page, page.locator("canvas.upper-canvas"))
+    stroke(page, DIGITS["7"])
+    expect(page.locator("#predicted-digit")).to_have_text("7", timeout=STEP_MS)
+    sidebar_link(page, "Home").click()
+    wait_rendered(page, "Current model")
+    sidebar_link(page, "Draw").click()
+    expect(page.locator("#predicted-digit")).to_have_text("7", timeout=STEP_MS)
+    # The canvas shows the drawing again: some white pixels in the lower (drawing) layer.
+    lit = page.locator("canvas.dc-canvas.lower-canvas").evaluate("""(c) => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 200) n++;
+        return n; }""")
+    assert lit > 500, lit
+    shot(page, "draw-after-switching-pages")
+
+
+# -- training -----------------------------------------------------------------------------
+
+def set_number(page: Page, label: str, value) -> None:
+    box = page.get_by_label(label, exact=True)
+    expect(box).to_have_count(1)  # a rerun may briefly show the old input beside the new
+    box.fill(str(value))
+    box.press("Enter")
+    expect(box).to_have_count(1)
+    expect(box).to_have_value(str(value))
+
+
+def progress_value(page: Page) -> float:
+    bar = page.get_by_test_id("stProgress").get_by_role("progressbar")
+    return float(bar.get_attribute("aria-valuenow") or 0)
+
+
+def test_training_runs_on_while_the_user_is_elsewhere(page, app_url):
+    page.goto(app_url + "/Train")
+    wait_rendered(page, "Hyperparameters")
+    set_number(page, "Epochs", 3)  # on all 50,000 images: 10-20 s, long enough to leave and return
+    time.sleep(0.5)  # let the last rerun settle before the click
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text(re.compile(r"Training: epoch \d/3"))).to_be_visible(timeout=STEP_MS)
+    first = progress_value(page)
+    assert "job=" in page.url
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=STEP_MS)
+    shot(page, "train-running")
+    sidebar_link(page, "Draw").click()
+    wait_rendered(page, "Draw a digit")
+    time.sleep(2)
+    sidebar_link(page, "Train").click()
+    wait_rendered(page, "Hyperparameters")
+    finished = page.get_by_text(re.compile(r"Finished in [\d.]+ s: test accuracy"))
+    progress = page.get_by_test_id("stProgress")
+    expect(progress.first).to_be_visible(timeout=STEP_MS)
+    second = progress_value(page) if not finished.count() else 100
+    assert second > first, (first, second)
+    expect(finished).to_be_visible(timeout=180_000)
+    charts = page.locator(".js-plotly-plot")
+    expect(charts).to_have_count(4, timeout=STEP_MS)
+    for title in ("Average loss", "Accuracy", "Test-set errors per digit",
+                  "Training-set errors per digit"):
+        expect(page.locator(".js-plotly-plot").get_by_text(title, exact=True)).to_have_count(1)
+    expect(page.get_by_text("This run's model is now your current model")).to_be_visible()
+    assert "job=" not in page.url
+    assert_no_exception(page)
+    shot(page, "train-finished")
+
+
+def test_the_form_refuses_a_bad_value(page, app_url):
+    page.goto(app_url + "/Train")
+    wait_rendered(page, "Hyperparameters")
+    set_number(page, "Learning rate", "0.0000")
+    expect(page.get_by_text("learning_rate must be a finite number > 0, got 0.0")).to_be_visible()
+    expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+    shot(page, "train-bad-value")
+
+
+# -- analysis -----------------------------------------------------------------------------
+
+def click_cell(page: Page, true: int, pred: int) -> None:
+    """Click cell (true, pred) of the confusion matrix: 10x10 cells fill its plot area."""
+    area = page.locator(".js-plotly-plot .nsewdrag").first
+    box = area.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * (pred + 0.5) / 10,
+                     box["y"] + box["height"] * (true + 0.5) / 10)
+
+
+def test_a_confusion_cell_opens_its_gallery_and_the_link_shares_it(page, app_url, browser):
+    page.goto(app_url + "/Analyze")
+    wait_rendered(page, "Where does the network err?")
+    ensure_model(page, page.locator(".js-plotly-plot"))
+    expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=STEP_MS)
+    page.wait_for_timeout(500)  # plotly attaches its click handlers after drawing
+    click_cell(page, 4, 9)
+    heading = page.get_by_role("heading", name=re.compile(r"True 4, predicted 9: \d+ test images?"))
+    expect(heading).to_be_visible(timeout=STEP_MS)
+    page.wait_for_url(re.compile(r"true=4&pred=9"), timeout=STEP_MS)
+    title = heading.inner_text()
+    n = int(re.search(r": (\d+) test", title).group(1))
+    gallery = page.get_by_test_id("stImage")
+    expect(gallery).to_have_count(min(n, 60))
+    for caption in page.get_by_test_id("stImageCaption").all_inner_texts():
+        assert re.fullmatch(r"#\d+\s+9: \d+%\s+\d: \d+%", caption), caption
+    assert_no_exception(page)
+    shot(page, "analyze-gallery")
+
+    # Whoever follows the link sees the same gallery.
+    other = browser.new_context(viewport=VIEWPORT)
+    try:
+        p2 = other.new_page()
+        p2.goto(page.url)
+        expect(p2.get_by_role("heading", name=title)).to_be_visible(timeout=STEP_MS)
+        expect(p2.get_by_test_id("stImage")).to_have_count(min(n, 60))
+        expect(p2.locator(".js-plotly-plot")).to_have_count(1)
+        p2.wait_for_timeout(1000)
+        assert_no_exception(p2)
+        shot(p2, "analyze-shared-link")
+    finally:
+        other.close()
+
+
+# -- every page ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, name, text", [
+    ("/", "home", "Current model"),
+    ("/Train", "train", "Hyperparameters"),
+    ("/Analyze", "analyze", "Per digit"),
+    ("/Draw", "draw", "Pen width"),
+])
+def test_no_page_shows_an_exception(page, app_url, path, name, text):
+    page.goto(app_url + path)
+    ensure_model(page, page.get_by_text(text))
+    page.wait_for_timeout(1000)  # late elements (charts) would show their errors by now
+    assert_no_exception(page)
+    shot(page, f"page-{name}")

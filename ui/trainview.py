@@ -1,0 +1,172 @@
+"""The Train page's two views: the form (values persist across page switches) and a run's
+progress and charts.
+
+Imports streamlit and ui. Widgets forget their values when their page is left, so the form
+keeps its values in FORM_KEY and seeds the widgets from there when the page mounts again.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import figures, forms, jobs
+
+FORM_KEY = "train.form"
+W = "train.w."  # prefix of the form's widget keys
+DEFAULT_HIDDEN_SIZE = 64
+
+
+def _load_values(values: dict) -> None:
+    """Put form values into the widgets' session keys."""
+    st.session_state[W + "layers"] = len(values["hidden"])
+    for i, size in enumerate(values["hidden"]):
+        st.session_state[f"{W}hidden.{i}"] = size
+    for f in forms.CONFIG_FIELDS:
+        st.session_state[W + f] = values[f]
+
+
+def _apply_preset(n_train: int) -> None:
+    name = st.session_state[W + "preset"]
+    if name:
+        _load_values(forms.preset_values(name, n_train))
+
+
+def _number(label: str, field: str, n_train: int, disabled: bool, where=st, **kw):
+    """A number input for TrainConfig field `field`, its error (if any) right below it."""
+    value = where.number_input(label, key=W + field, disabled=disabled, **kw)
+    if msg := forms.field_error(field, value, n_train):
+        where.error(msg, icon=":material/error:")
+    return value
+
+
+def form(n_train: int, disabled: bool) -> dict:
+    """Draw the form; return its values (validate them with forms.validate)."""
+    if W + "layers" not in st.session_state:  # first visit, or back from another page
+        saved = st.session_state.get(FORM_KEY) or {**forms.preset_values("seed", n_train),
+                                                   "preset": "seed"}
+        _load_values(saved)
+        st.session_state[W + "preset"] = saved["preset"]
+    st.segmented_control("Start from a preset", list(forms.PRESET_LABELS),
+                         format_func=forms.PRESET_LABELS.get, key=W + "preset",
+                         on_change=_apply_preset, args=(n_train,), disabled=disabled)
+    values: dict = {"hidden": []}
+    arch, hyper = st.columns(2, gap="large")
+    with arch:
+        st.markdown("**Architecture**: 784 inputs → hidden ReLU layers → 10 outputs")
+        layers = st.number_input("Hidden layers", 1, forms.MAX_HIDDEN_LAYERS, step=1,
+                                 key=W + "layers", disabled=disabled)
+        for i in range(int(layers)):
+            key = f"{W}hidden.{i}"
+            if key not in st.session_state:
+                st.session_state[key] = DEFAULT_HIDDEN_SIZE
+            size = st.number_input(f"Size of hidden layer {i + 1}", step=16, key=key,
+                                   disabled=disabled)
+            if msg := forms.hidden_error(size):
+                st.error(msg, icon=":material/error:")
+            values["hidden"].append(size)
+    with hyper:
+        st.markdown("**Hyperparameters**: mini-batch SGD")
+        values["learning_rate"] = _number("Learning rate", "learning_rate", n_train, disabled,
+                                          step=0.01, format="%.4f")
+        values["batch_size"] = _number("Batch size", "batch_size", n_train, disabled, step=1)
+        values["epochs"] = _number("Epochs", "epochs", n_train, disabled, step=1)
+        values["seed"] = _number("Seed", "seed", n_train, disabled, step=1)
+        values["train_size"] = _number(
+            "Training images", "train_size", n_train, disabled, step=1000,
+            help=f"Train on the first n of the {n_train:,} training images (fewer: a quicker run).")
+    with st.expander("More: momentum, learning-rate decay, weight decay, shifted copies"):
+        c1, c2, c3, c4 = st.columns(4)
+        values["momentum"] = _number("Momentum", "momentum", n_train, disabled, c1, step=0.1,
+                                     format="%.2f")
+        values["lr_schedule"] = c2.selectbox("Learning-rate schedule", ["constant", "cosine"],
+                                             key=W + "lr_schedule", disabled=disabled)
+        values["weight_decay"] = _number("Weight decay (L2)", "weight_decay", n_train, disabled,
+                                         c3, step=0.0001, format="%.5f")
+        values["shift_pixels"] = _number("Random shifts (px)", "shift_pixels", n_train, disabled,
+                                         c4, step=1)
+    st.session_state[FORM_KEY] = {**values, "preset": st.session_state.get(W + "preset")}
+    return values
+
+
+def _status_line(snap: jobs.Snapshot) -> str:
+    p = snap.progress
+    if snap.status == "finished":
+        t = snap.epochs[-1]["test"]
+        secs = (snap.ended or snap.started) - snap.started
+        return (f"Finished in {secs:.1f} s: test accuracy {100 * t['accuracy']:.2f}% "
+                f"({t['correct']:,} / {t['total']:,})")
+    if p is None:
+        return "Starting..."
+    where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch:,}/{p.batches:,}"
+    if snap.status == "stopped":
+        return f"Stopped at {where}; the model keeps what it learned"
+    if snap.status == "failed":
+        return f"Failed at {where}"
+    left = snap.seconds_left
+    eta = f", about {left:.0f} s left" if left is not None else ""
+    return f"Training: {where}, {p.samples_per_s:,.0f} samples/s{eta}"
+
+
+def progress(snap: jobs.Snapshot) -> None:
+    """Progress bar, status line and what is being trained."""
+    st.progress(snap.fraction, text=_status_line(snap))
+    if snap.error:
+        st.error(snap.error)
+    sizes = "-".join(str(s) for s in snap.layer_sizes)
+    cfg = snap.config
+    st.caption(f"Network {sizes}; learning rate {cfg['learning_rate']}, batch {cfg['batch_size']}, "
+               f"{cfg['epochs']} epoch(s) on {snap.n_train:,} images, seed {cfg['seed']}.")
+    if snap.epochs and not snap.running:
+        st.caption("Epoch seconds: " + ", ".join(f"{e['seconds']:.2f}" for e in snap.epochs)
+                   + " (training plus measuring the three sets)")
+
+
+FIGS_KEY = "train.figures"
+
+
+def _extent(snap: jobs.Snapshot) -> int | None:
+    """Epochs the x axes span: the whole run while it goes on, what it did once it ended."""
+    return snap.config["epochs"] if snap.running else None
+
+
+def _epoch_figures(snap: jobs.Snapshot) -> list:
+    """Accuracy and per-digit error figures, rebuilt only when an epoch ends.
+
+    A chart whose figure is unchanged keeps its element in the browser; a changed one is
+    drawn anew, which costs Chromium without a GPU a good share of a core: taken from the
+    training when the browser runs on the same machine.
+    """
+    key = (snap.id, len(snap.epochs), snap.status)
+    cached = st.session_state.get(FIGS_KEY)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    args = (snap.batch_losses, snap.n_train, _extent(snap))
+    figs = [figures.accuracy_figure(snap.epochs, *args),
+            figures.digit_errors_figure(snap.epochs, "test", *args),
+            figures.digit_errors_figure(snap.epochs, "train", *args)]
+    st.session_state[FIGS_KEY] = (key, figs)
+    return figs
+
+
+def charts(snap: jobs.Snapshot) -> None:
+    """The four charts, the report's figures 1-4: loss, accuracy, and errors per digit on the
+    test and the training set."""
+    if not snap.batch_losses:
+        return
+    loss = figures.loss_figure(snap.epochs, snap.batch_losses, snap.n_train, _extent(snap))
+    accuracy, test_errors, train_errors = _epoch_figures(snap)
+    plot = dict(width="stretch", config={"displayModeBar": False})
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(loss, key="train.chart.loss", **plot)
+    if not snap.epochs:
+        c2.info("Accuracy and errors per digit appear when the first epoch ends.")
+        return
+    c2.plotly_chart(accuracy, key="train.chart.accuracy", **plot)
+    c3, c4 = st.columns(2)
+    c3.plotly_chart(test_errors, key="train.chart.test_errors", **plot)
+    c4.plotly_chart(train_errors, key="train.chart.train_errors", **plot)
+
+
+def run(snap: jobs.Snapshot) -> None:
+    progress(snap)
+    charts(snap)
