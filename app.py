@@ -27,3 +27,7 @@ st.page_link("pages/1_Train.py", label="Train: design a network and watch it lea
 st.page_link("pages/2_Analyze.py", label="Analyze: where does it err? Click the confusion matrix",
              icon=":material/grid_on:")
 st.page_link("pages/3_Draw.py", label="Draw: write a digit for the network to read", icon=":material/draw:")
+st.page_link("pages/4_Runs.py", label="Runs: every run recorded; compare, reuse, share, download",
+             icon=":material/history:")
+st.page_link("pages/5_Data.py", label="Data: the samples in the store; upload your own digits",
+             icon=":material/database:")

@@ -24,6 +24,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,16 +43,29 @@ from test_browser import (  # noqa: E402
     wait_healthy,
 )
 
+BARE_APP = 'import streamlit as st\nst.title("mnistnet")\n'
 
-def cold_start(browser, runs: int) -> list[float]:
-    """Seconds from starting the server process to the home page's title on screen."""
+
+def cold_start(browser, runs: int, bare: bool = False) -> list[float]:
+    """Seconds from starting the server process to the home page's title on screen.
+
+    bare: the same for a one-line Streamlit app, the floor this machine sets.
+    """
     times = []
     for _ in range(runs):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         page = browser.new_page(viewport=VIEWPORT)
         t0 = time.perf_counter()
-        proc = start_app(port, subprocess.DEVNULL)
+        if bare:
+            folder = Path(tempfile.mkdtemp())
+            (folder / "app.py").write_text(BARE_APP)
+            proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
+                                     "--server.headless", "true", "--server.address", "127.0.0.1",
+                                     "--server.port", str(port)], cwd=folder,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            proc = start_app(port, subprocess.DEVNULL)
         try:
             while True:
                 try:
@@ -134,10 +148,15 @@ def main(argv=None) -> int:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         if "cold" in parts:
-            cold = cold_start(browser, args.cold)
-            result["cold_start_s"] = {"median": statistics.median(cold), "runs": cold}
+            cold, bare = [], []
+            for _ in range(args.cold):  # alternated, so both see the same machine
+                cold += cold_start(browser, 1)
+                bare += cold_start(browser, 1, bare=True)
+            result["cold_start_s"] = {"median": statistics.median(cold), "runs": cold,
+                                      "bare_streamlit_median": statistics.median(bare)}
             print(f"cold start to first render: median {statistics.median(cold):.2f} s  "
-                  f"{[round(t, 2) for t in cold]}", flush=True)
+                  f"{[round(t, 2) for t in cold]}; a one-line Streamlit app: median "
+                  f"{statistics.median(bare):.2f} s", flush=True)
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"

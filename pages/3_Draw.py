@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mnistnet import preprocess_drawing
-from ui import canvas, figures, views
+from ui import canvas, figures, mydigits, views
 
 previous = views.page("draw", "Draw")
 st.title("Draw a digit")
@@ -37,6 +37,8 @@ def draw_and_read(model):
         st.plotly_chart(figures.probability_figure(probs), width="stretch",
                         config={"displayModeBar": False})
         st.image(views.digit_image(digit, 5), caption="What the network sees: 28 x 28 pixels")
+        mydigits.correction_row(digit, probs, entry)
 
 
 draw_and_read(entry.model)
+mydigits.fine_tune_section(entry)

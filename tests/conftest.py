@@ -2,7 +2,9 @@
 `tiny_model`: real MNIST images, few of them, so each AppTest run takes a fraction of a second.
 """
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,12 @@ def tiny_model(tiny_mnist):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives the app in a real Chromium (never skipped)")
+    # Tests never touch the user's own store: one SQLite file per test session, inherited by
+    # the app servers and CLI processes the tests start.
+    if "MNISTNET_TEST_DB_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="mnistnet-test-db-")
+        os.environ["MNISTNET_TEST_DB_DIR"] = folder
+        os.environ["MNISTNET_DB_URL"] = f"sqlite:///{folder}/mnistnet.sqlite3"
 
 
 @pytest.hookimpl(wrapper=True)

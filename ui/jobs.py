@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from mnistnet import MLP, Progress, TrainConfig, TrainingDiverged, train
+from mnistnet import MLP, Progress, TrainConfig, TrainingDiverged
+from mnistnet.runs import train_recorded
 from ui import state
 
 JOB_KEY = "mnistnet.job"  # this session's job id, until the finished job is adopted
@@ -76,6 +77,7 @@ class Job:
         self._epochs: list[dict] = []
         self._batch_losses: list[list[float]] = []
         self.started, self.ended = time.time(), None
+        self.run_id = self.model_id = None  # set by the store when the run ends
         self._thread = threading.Thread(target=self._run, name=f"mnistnet-job-{self.id}", daemon=True)
 
     def start(self) -> None:
@@ -94,10 +96,12 @@ class Job:
                 self._batch_losses.append([p.samples_seen, p.running_loss])
 
     def _run(self) -> None:
+        from ui import db  # the store records the run: its row, each epoch, the model at the end
         try:
-            hist = train(self.model, self.data, self.config, on_progress=self._on_progress,
-                         should_stop=self._stop.is_set)
-            status, error = hist.status, None
+            run = train_recorded(db.store(), self.model, self.data, self.config, "app",
+                                 on_progress=self._on_progress, should_stop=self._stop.is_set)
+            status, error = run.history.status, None
+            self.run_id, self.model_id = run.run_id, run.model_id
         except TrainingDiverged as e:
             status, error = "failed", str(e)
         except Exception as e:  # shown on the page; the thread must never die silently
@@ -186,7 +190,8 @@ def adopt_finished() -> Snapshot | None:
     if snap.epochs:  # finished, stopped or diverged after at least one measured epoch
         how = {"finished": "trained", "stopped": "trained (stopped early)",
                "failed": "trained until it diverged"}[snap.status]
-        state.set_current(job.model, f"{how} in this browser session on the Train page")
+        state.set_current(job.model, f"{how} in this browser session on the Train page"
+                          + (f" (run #{job.run_id})" if job.run_id else ""), job.model_id)
     st.session_state[LAST_RUN_KEY] = snap
     del st.session_state[JOB_KEY]
     registry().remove(job_id)

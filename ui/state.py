@@ -20,7 +20,8 @@ import numpy as np
 import streamlit as st
 from threadpoolctl import threadpool_limits
 
-from mnistnet import MLP, load_mnist, metrics, preset, train
+from mnistnet import MLP, load_mnist, metrics, preset
+from mnistnet.runs import train_recorded
 
 INJECT_KEY = "mnistnet.inject"
 MODEL_KEY = "mnistnet.model"  # this session's current model: a ModelEntry
@@ -41,6 +42,7 @@ class ModelEntry:
 
     model: MLP
     source: str
+    model_id: int | None = None  # the model's id in the store, when it has one
     created: float = field(default_factory=time.time)
 
 
@@ -84,7 +86,11 @@ def data():
                     frac = done / total if total else 0.0
                     bar.progress(min(frac, 1.0), text=f"{name}: {done / 1e6:.1f} MB")
 
-                s.data = load_mnist(report)
+                from ui import db  # MNIST lives in the store: imported once from the verified files
+                if not db.store().has_mnist():
+                    bar.progress(0.0, text="Importing MNIST into the store (once)...")
+                    db.store().import_mnist(load_mnist(report))
+                s.data = db.store().load_mnist()
                 box.update(label="MNIST ready", state="complete", expanded=False)
     return s.data
 
@@ -119,10 +125,11 @@ def train_default_model() -> ModelEntry:
                               f"{p.samples_per_s:,.0f} samples/s")
 
         model = MLP((784, *hidden, 10), seed=config.seed)
-        train(model, d, config, on_progress=progress)
+        from ui import db
+        run = train_recorded(db.store(), model, d, config, "app", on_progress=progress)
         bar.empty()
-        entry = ModelEntry(model, "the seed preset (the course report's recipe), trained once on "
-                                  "this server and shared by everyone using it")
+        entry = ModelEntry(model, f"the seed preset (the course report's recipe), trained once on "
+                                  f"this server (run #{run.run_id}) and shared by everyone using it", run.model_id)
         if inj is not None:
             st.session_state["mnistnet.injected_default"] = model
         else:
@@ -137,8 +144,8 @@ def current() -> ModelEntry | None:
     return st.session_state.get(MODEL_KEY) or default_model()
 
 
-def set_current(model: MLP, source: str) -> None:
-    st.session_state[MODEL_KEY] = ModelEntry(model, source)
+def set_current(model: MLP, source: str, model_id: int | None = None) -> None:
+    st.session_state[MODEL_KEY] = ModelEntry(model, source, model_id)
 
 
 def test_probabilities(entry: ModelEntry) -> np.ndarray:

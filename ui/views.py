@@ -16,7 +16,8 @@ from ui import state
 PAGE_KEY = "ui.page"  # the page this session ran last: tells the Draw page its canvas remounted
 # (script, label, icon). Our own sidebar links: the pages folder would label the home "app".
 PAGES = [("app.py", "Home", ":material/home:"), ("pages/1_Train.py", "Train", ":material/model_training:"),
-         ("pages/2_Analyze.py", "Analyze", ":material/grid_on:"), ("pages/3_Draw.py", "Draw", ":material/draw:")]
+         ("pages/2_Analyze.py", "Analyze", ":material/grid_on:"), ("pages/3_Draw.py", "Draw", ":material/draw:"),
+         ("pages/4_Runs.py", "Runs", ":material/history:"), ("pages/5_Data.py", "Data", ":material/database:")]
 
 
 def page(name: str, title: str) -> str | None:
@@ -28,6 +29,9 @@ def page(name: str, title: str) -> str | None:
         st.markdown("### mnistnet")
         for script, label, icon in PAGES:
             st.page_link(script, label=label, icon=icon)
+    from ui import db  # a shared run link (?run=ID) gives this session that run's model, on any page
+    if msg := db.adopt_run_from_url():
+        st.error(msg)
     return previous
 
 
