@@ -19,6 +19,7 @@ def draw_and_read(model):
     left, right = st.columns([1, 1], gap="large")
     with left:
         st.caption("White pen on black, like MNIST. The network reads it after every stroke.")
+        st.space("small")  # the canvas's own toolbar floats above it: room so it covers nothing
         image = canvas.draw(st.session_state.get("draw.pen", 20))
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         c1.slider("Pen width", 8, 40, 20, key="draw.pen")

@@ -329,3 +329,28 @@ def test_probability_figure_highlights_the_guess():
     colours = list(fig.data[0].marker.color)
     assert colours[7] != colours[0] and len(set(colours)) == 2
     assert fig.data[0].y[7] == pytest.approx(82.0)
+
+
+def test_mnist_that_cannot_be_fetched_gives_a_message_not_a_traceback(monkeypatch):
+    from mnistnet import DataError
+
+    def offline(report=None):
+        report("train-images-idx3-ubyte", 1_000_000, 9_912_422)  # the progress bar moves
+        raise DataError("could not get MNIST: put the four files in ~/.cache/mnistnet")
+
+    class EmptyStore:  # a fresh machine: nothing imported yet
+        def has_mnist(self):
+            return False
+
+        def import_mnist(self, data):
+            raise AssertionError("nothing to import")
+
+    from ui import db
+    monkeypatch.setattr(state, "load_mnist", offline)
+    monkeypatch.setattr(db, "store", EmptyStore)
+    monkeypatch.setattr(state.store(), "data", None)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/1_Train.py").run()
+    no_exception(at)
+    assert any("could not get MNIST" in e.value for e in at.error)

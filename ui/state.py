@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 from threadpoolctl import threadpool_limits
 
-from mnistnet import MLP, load_mnist, metrics, preset
+from mnistnet import MLP, DataError, load_mnist, metrics, preset
 from mnistnet.runs import train_recorded
 
 INJECT_KEY = "mnistnet.inject"
@@ -89,7 +89,12 @@ def data():
                 from ui import db  # MNIST lives in the store: imported once from the verified files
                 if not db.store().has_mnist():
                     bar.progress(0.0, text="Importing MNIST into the store (once)...")
-                    db.store().import_mnist(load_mnist(report))
+                    try:
+                        db.store().import_mnist(load_mnist(report))
+                    except DataError as e:  # it says where to put the four files
+                        box.update(label="MNIST could not be loaded", state="error")
+                        st.error(str(e))
+                        st.stop()
                 s.data = db.store().load_mnist()
                 box.update(label="MNIST ready", state="complete", expanded=False)
     return s.data
