@@ -6,6 +6,7 @@ install (`make test` installs Chromium when it is missing). Screenshots of every
 artifacts/screenshots/.
 """
 
+import json
 import math
 import os
 import re
@@ -320,3 +321,64 @@ def test_no_page_shows_an_exception(page, app_url, path, name, text):
     page.wait_for_timeout(1000)  # late elements (charts) would show their errors by now
     assert_no_exception(page)
     shot(page, f"page-{name}")
+
+
+# -- the store: drawings kept, fine-tuning, Runs and Data pages ----------------------------
+
+def variants(points, dx, dy, scale):
+    return [(140 + (x - 140) * scale + dx, 140 + (y - 140) * scale + dy) for x, y in points]
+
+
+# each digit drawn three ways: as is, smaller and to the left, larger and lower
+DRAWINGS = [(d, variants(p, dx, dy, s)) for d, p in DIGITS.items()
+            for dx, dy, s in ((0, 0, 1.0), (-30, -10, 0.7), (10, 15, 0.85))]
+
+
+def choose(page, label_text: str, option: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text=label_text).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_keep_drawings_fine_tune_and_see_runs_and_data(page, app_url):
+    page.goto(app_url + "/Draw")
+    ensure_model(page, page.locator("canvas.upper-canvas"))
+    read_right = 0
+    for digit, points in DRAWINGS:
+        stroke(page, points)
+        shown = page.locator("#predicted-digit")
+        expect(shown).to_have_count(1, timeout=STEP_MS)
+        read_right += shown.inner_text() == digit
+        if shown.inner_text() != digit:
+            choose(page, "Wrong? It is a", digit)
+        page.get_by_role("button", name=re.compile("^(Correct it|Keep it)$")).click()
+        expect(page.get_by_text(f"Kept as a {digit}")).to_be_visible(timeout=STEP_MS)
+        page.get_by_role("button", name="Clear").click()
+        expect(page.locator("#predicted-digit")).to_have_count(0, timeout=STEP_MS)
+    assert_no_exception(page)
+    page.get_by_role("button", name="Fine-tune on my digits").click()
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text="Your digits")).to_be_visible(timeout=240_000)
+    your = metrics.filter(has_text="Your digits").inner_text()
+    mnist = metrics.filter(has_text="MNIST test").inner_text()
+    shot(page, "draw-finetuned")
+    assert_no_exception(page)
+    before = float(re.search(r"\(was ([\d,]+)\)", mnist).group(1).replace(",", ""))
+    after = float(re.search(r"\(([\d,]+) / 10,000\)", mnist).group(1).replace(",", ""))
+    assert after >= before - 30, (before, after)  # MNIST test accuracy drops by at most 0.3 points
+    figures = {"drawings": len(DRAWINGS), "read_right_before_keeping": read_right,
+               "your_digits": your.replace("\n", " "), "mnist_test": mnist.replace("\n", " ")}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS.parent / "finetune.json").write_text(json.dumps(figures, indent=1))
+    print("fine-tuning on mouse-drawn digits:", figures)
+
+    sidebar_link(page, "Runs").click()
+    wait_rendered(page, "Every training run")
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    shot(page, "page-runs")
+    assert_no_exception(page)
+    sidebar_link(page, "Data").click()
+    wait_rendered(page, "Upload your own digits")
+    choose(page, "Source", "drawing")
+    expect(page.get_by_text(re.compile(r"The first \d+ of"))).to_be_visible(timeout=STEP_MS)
+    shot(page, "page-data")
+    assert_no_exception(page)
