@@ -334,6 +334,13 @@ DRAWINGS = [(d, variants(p, dx, dy, s)) for d, p in DIGITS.items()
             for dx, dy, s in ((0, 0, 1.0), (-30, -10, 0.7), (10, 15, 0.85))]
 
 
+def idle(page) -> None:
+    """Wait until Streamlit has finished its rerun (its status widget is gone) and settled."""
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=STEP_MS)
+    page.locator("canvas.upper-canvas").wait_for(timeout=STEP_MS)
+    page.wait_for_timeout(500)
+
+
 def choose(page, label_text: str, option: str) -> None:
     page.get_by_test_id("stSelectbox").filter(has_text=label_text).click()
     page.get_by_role("option", name=option, exact=True).click()
@@ -344,6 +351,7 @@ def test_keep_drawings_fine_tune_and_see_runs_and_data(page, app_url):
     ensure_model(page, page.locator("canvas.upper-canvas"))
     read_right = 0
     for digit, points in DRAWINGS:
+        idle(page)  # "Keep it" reruns the whole page: draw once the canvas is back
         stroke(page, points)
         shown = page.locator("#predicted-digit")
         expect(shown).to_have_count(1, timeout=STEP_MS)

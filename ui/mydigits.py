@@ -14,6 +14,7 @@ from mnistnet.runs import fine_tune, user_samples
 from ui import db, state
 
 RESULT_KEY = "draw.finetune"
+KEPT_KEY = "draw.kept"  # the message after "Correct it", shown once on the rerun it causes
 
 
 def keep(digit: np.ndarray, probs: np.ndarray, label: int, entry: state.ModelEntry) -> None:
@@ -31,7 +32,10 @@ def correction_row(digit: np.ndarray, probs: np.ndarray, entry: state.ModelEntry
     if c2.button("Correct it" if label != best else "Keep it", key="draw.correct", width="stretch",
                  icon=":material/check:"):
         keep(digit, probs, int(label), entry)
-        st.toast(f"Kept as a {label}: it joins your digits for fine-tuning.")
+        st.session_state[KEPT_KEY] = f"Kept as a {label}: it joins your digits for fine-tuning."
+        st.rerun()  # the whole page: the fine-tuning section below counts the new digit
+    if msg := st.session_state.pop(KEPT_KEY, None):
+        st.success(msg)
 
 
 def fine_tune_section(entry: state.ModelEntry) -> None:
