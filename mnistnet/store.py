@@ -8,6 +8,7 @@ and the core; `import mnistnet` does not import this module, so the core stays l
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -267,7 +268,6 @@ class Store:
             return self._insert_model(c, model, f"run {run_id}", run_id)
 
     def _insert_model(self, c, model: MLP, name: str, run_id: int | None) -> int:
-        import hashlib
         blob = model_bytes(model)
         return c.execute(models.insert().values(run_id=run_id, name=name, npz=blob,
                                                 sha256=hashlib.sha256(blob).hexdigest(),
