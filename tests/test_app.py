@@ -348,7 +348,7 @@ def test_mnist_that_cannot_be_fetched_gives_a_message_not_a_traceback(monkeypatc
     from ui import db
     monkeypatch.setattr(state, "load_mnist", offline)
     monkeypatch.setattr(db, "store", EmptyStore)
-    monkeypatch.setattr(state.store(), "data", None)
+    monkeypatch.setattr(state.server(), "data", None)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/1_Train.py").run()

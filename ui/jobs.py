@@ -144,7 +144,7 @@ class Registry:
 
 @st.cache_resource(show_spinner=False)
 def registry() -> Registry:
-    state.store()  # sets the one-BLAS-thread limit before any training thread starts
+    state.server()  # sets the one-BLAS-thread limit before any training thread starts
     return Registry()
 
 

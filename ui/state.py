@@ -46,7 +46,7 @@ class ModelEntry:
     created: float = field(default_factory=time.time)
 
 
-class Store:
+class ServerState:
     """Process-wide: MNIST once loaded, the default (seed preset) model once trained."""
 
     def __init__(self):
@@ -57,12 +57,12 @@ class Store:
 
 
 @st.cache_resource(show_spinner=False)
-def store() -> Store:
+def server() -> ServerState:
     # OpenBLAS's thread count is process-wide, so "one BLAS thread per training thread" can
     # only be had by giving the whole server one: on a shared 2-core machine two training
     # threads (or one plus predictions) then never oversubscribe the cores.
     threadpool_limits(limits=1, user_api="blas")
-    return Store()
+    return ServerState()
 
 
 def _injected() -> Injected | None:
@@ -74,7 +74,7 @@ def data():
     inj = _injected()
     if inj is not None:
         return inj.data
-    s = store()
+    s = server()
     if s.data is not None:
         return s.data
     with s.data_lock:
@@ -106,13 +106,13 @@ def default_model() -> ModelEntry | None:
     if inj is not None:
         m = inj.default_model or st.session_state.get("mnistnet.injected_default")
         return ModelEntry(m, "the default model, injected by a test") if m is not None else None
-    return store().default
+    return server().default
 
 
 def train_default_model() -> ModelEntry:
     """Train the seed preset once per server process (or return it), with a progress bar."""
     inj = _injected()
-    s = store()
+    s = server()
     if inj is None and s.default is not None:
         return s.default
     d = data()
