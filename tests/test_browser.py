@@ -337,7 +337,8 @@ DRAWINGS = [(d, variants(p, dx, dy, s)) for d, p in DIGITS.items()
 def idle(page) -> None:
     """Wait until Streamlit has finished its rerun (its status widget is gone) and settled."""
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=STEP_MS)
-    page.locator("canvas.upper-canvas").wait_for(timeout=STEP_MS)
+    # a rerun can briefly show the old and the new canvas: wait for exactly one
+    expect(page.locator("canvas.upper-canvas")).to_have_count(1, timeout=STEP_MS)
     page.wait_for_timeout(500)
 
 
