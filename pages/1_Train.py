@@ -9,6 +9,7 @@ CHART_POLL_S = 6.0
 
 views.page("train", "Train")
 st.title("Train a network")
+trainview.no_animation()
 n_train = len(state.data().train.labels)
 
 jobs.attach(st.query_params.get("job"))  # a reload re-attaches to this session's run
@@ -64,3 +65,5 @@ elif (last := st.session_state.get(jobs.LAST_RUN_KEY)) is not None:
         st.success("This run's model is now your current model: try it on the Analyze and "
                    "Draw pages.")
     trainview.run(last)
+else:
+    views.preload_charts()  # before Start: the live charts then draw at once

@@ -155,6 +155,11 @@ def confusion_figure(confusion, normalise: bool = False, selected: tuple[int, in
     return fig
 
 
+def blank_figure() -> go.Figure:
+    """An empty, tiny figure (ui.views.preload_charts draws it hidden)."""
+    return go.Figure(layout=dict(height=10, width=10, margin=dict(l=0, r=0, t=0, b=0)))
+
+
 def probability_figure(probs, height: int = 260) -> go.Figure:
     """Bars of the 10 class probabilities (%), the most likely digit highlighted."""
     probs = np.asarray(probs, dtype=np.float64)

@@ -1,8 +1,9 @@
-"""Background training jobs: one thread per run, with its own lock-protected state.
+"""Background training jobs: one process per run (ui.worker), and a thread here that keeps
+the run's reports in the job's own lock-protected state.
 
 Imports streamlit and mnistnet. A thread writing `st.session_state` is silently lost, so a
-job never touches Streamlit: it trains, records progress under its lock, and pages read
-`Snapshot`s of it. Jobs live in a process-wide registry keyed by an unguessable id; the
+job never touches Streamlit: its process trains, its thread records progress under the lock,
+and pages read `Snapshot`s of it. Jobs live in a process-wide registry keyed by an unguessable id; the
 session that started a job keeps the id (and so does the Train page's URL, for reloads).
 When a finished job is adopted by its session, its model becomes that session's current
 model and the job leaves the registry; jobs nobody adopts are dropped after an hour.
@@ -10,6 +11,8 @@ model and the job leaves the registry; jobs nobody adopts are dropped after an h
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import secrets
 import threading
 import time
@@ -17,9 +20,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from mnistnet import MLP, Progress, TrainConfig, TrainingDiverged
-from mnistnet.runs import train_recorded
+from mnistnet import MLP, Progress, TrainConfig, load_model
+from mnistnet.network import check_layer_sizes
 from ui import state
+from ui.worker import train_job as worker_entry
 
 JOB_KEY = "mnistnet.job"  # this session's job id, until the finished job is adopted
 LAST_RUN_KEY = "mnistnet.last_run"  # the Snapshot of this session's last finished run
@@ -63,25 +67,46 @@ class Snapshot:
         return (p.total_samples - p.samples_seen) / p.samples_per_s
 
 
+# A fork server started once, with the worker's imports done, makes a new job's process in
+# milliseconds; forking the (multi-threaded) Streamlit server itself would not be safe.
+_CTX = multiprocessing.get_context("forkserver")
+_CTX.set_forkserver_preload(["ui.worker"])
+
+
 class Job:
-    def __init__(self, hidden: tuple[int, ...], config: TrainConfig, data):
+    """A training run in a process of its own (ui.worker); a thread here reads its reports
+    into this object's lock-protected state, which pages read as Snapshots."""
+
+    def __init__(self, hidden: tuple[int, ...], config: TrainConfig, data, db_url: str):
         self.id = secrets.token_urlsafe(8)
-        self.model = MLP((784, *hidden, 10), seed=config.seed)
-        self.config, self.data = config, data
+        self.hidden, self.config, self.data, self.db_url = tuple(hidden), config, data, db_url
+        self.layer_sizes = check_layer_sizes((784, *hidden, 10))
+        self.model: MLP | None = None  # the trained model, once the run has ended
         n = len(data.train.labels)
         self.n_train = min(n, config.train_size or n)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = _CTX.Event()
         self._status, self._error = "running", None
         self._progress: Progress | None = None
         self._epochs: list[dict] = []
         self._batch_losses: list[list[float]] = []
         self.started, self.ended = time.time(), None
         self.run_id = self.model_id = None  # set by the store when the run ends
-        self._thread = threading.Thread(target=self._run, name=f"mnistnet-job-{self.id}", daemon=True)
+        self._process = None
+        self._listener = threading.Thread(target=self._listen, name=f"mnistnet-job-{self.id}", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        # The fork server inherits this environment when it starts (with the first job): one
+        # OpenBLAS thread from the start, so no BLAS thread pool is ever forked.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        receive, send = _CTX.Pipe(duplex=False)
+        self._process = _CTX.Process(
+            target=worker_entry, name=f"mnistnet-job-{self.id}", daemon=True,
+            args=(self.db_url, self.hidden, self.config.to_dict(), self.data, send, self._stop))
+        self._process.start()
+        send.close()  # the child holds the only sending end: its exit ends our recv() with EOF
+        self._conn = receive
+        self._listener.start()
 
     def stop(self) -> None:
         """Ask the run to end after the current batch; it keeps its model."""
@@ -95,23 +120,32 @@ class Job:
             else:
                 self._batch_losses.append([p.samples_seen, p.running_loss])
 
-    def _run(self) -> None:
-        from ui import db  # the store records the run: its row, each epoch, the model at the end
+    def _listen(self) -> None:
+        status, error = "failed", None
         try:
-            run = train_recorded(db.store(), self.model, self.data, self.config, "app",
-                                 on_progress=self._on_progress, should_stop=self._stop.is_set)
-            status, error = run.history.status, None
-            self.run_id, self.model_id = run.run_id, run.model_id
-        except TrainingDiverged as e:
-            status, error = "failed", str(e)
-        except Exception as e:  # shown on the page; the thread must never die silently
-            status, error = "failed", f"{type(e).__name__}: {e}"
+            while True:
+                msg = self._conn.recv()
+                if msg[0] == "progress":
+                    self._on_progress(msg[1])
+                    continue
+                _, status, error, self.run_id, self.model_id, blob = msg
+                if blob is not None:
+                    self.model = load_model(blob)
+                break
+        except EOFError:  # the process died without its last word (killed, out of memory)
+            self._process.join(timeout=5)
+            error = f"the training process ended unexpectedly (exit code {self._process.exitcode})"
+        except Exception as e:  # shown on the page; this thread must never die silently
+            error = f"{type(e).__name__}: {e}"
+        finally:
+            self._conn.close()
+        self._process.join(timeout=5)
         with self._lock:
             self._status, self._error, self.ended = status, error, time.time()
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return Snapshot(self.id, self._status, tuple(self.model.layer_sizes), self.config.to_dict(),
+            return Snapshot(self.id, self._status, self.layer_sizes, self.config.to_dict(),
                             self.n_train, self._progress, list(self._epochs),
                             [list(b) for b in self._batch_losses], self._error, self.started, self.ended)
 
@@ -150,7 +184,9 @@ def registry() -> Registry:
 
 def start(hidden: tuple[int, ...], config: TrainConfig) -> Snapshot:
     """Start a run for this session; RuntimeError if the server is busy."""
-    job = Job(hidden, config, state.data())
+    from ui import db  # the job's process records the run in the same store
+
+    job = Job(hidden, config, state.data(), db.store().url)
     registry().add(job)
     st.session_state[JOB_KEY] = job.id
     job.start()

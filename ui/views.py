@@ -11,28 +11,35 @@ import streamlit as st
 from PIL import Image
 
 from mnistnet import load_model, preset
-from ui import state
+from ui import nav, state
 
 PAGE_KEY = "ui.page"  # the page this session ran last: tells the Draw page its canvas remounted
-# (script, label, icon). Our own sidebar links: the pages folder would label the home "app".
-PAGES = [("app.py", "Home", ":material/home:"), ("pages/1_Train.py", "Train", ":material/model_training:"),
-         ("pages/2_Analyze.py", "Analyze", ":material/grid_on:"), ("pages/3_Draw.py", "Draw", ":material/draw:"),
-         ("pages/4_Runs.py", "Runs", ":material/history:"), ("pages/5_Data.py", "Data", ":material/database:")]
 
 
 def page(name: str, title: str) -> str | None:
     """Common set-up of every page; returns the page this session showed before (or None)."""
-    st.set_page_config(page_title=f"{title} · mnistnet", page_icon=":material/draw:", layout="wide")
+    nav.configure(title)
     previous = st.session_state.get(PAGE_KEY)
     st.session_state[PAGE_KEY] = name
-    with st.sidebar:
-        st.markdown("### mnistnet")
-        for script, label, icon in PAGES:
-            st.page_link(script, label=label, icon=icon)
+    nav.sidebar()
     from ui import db  # a shared run link (?run=ID) gives this session that run's model, on any page
     if msg := db.adopt_run_from_url():
         st.error(msg)
     return previous
+
+
+def preload_charts() -> None:
+    """Have the browser load its charting code now, on a hidden chart.
+
+    The first chart on a page costs Chromium about a second of CPU to load and start Plotly.
+    Paid on page load instead, the Draw page's first stroke and a training run's first charts
+    do not wait for it (nor take that CPU from the training).
+    """
+    from ui import figures
+
+    st.html("<style>.st-key-plotly-preload {display: none;}</style>")
+    with st.container(key="plotly-preload"):
+        st.plotly_chart(figures.blank_figure(), key="plotly.preload", config={"staticPlot": True})
 
 
 def digit_image(img28: np.ndarray, scale: int = 4) -> Image.Image:
