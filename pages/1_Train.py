@@ -9,7 +9,7 @@ CHART_POLL_S = 6.0
 
 views.page("train", "Train")
 st.title("Train a network")
-trainview.no_animation()
+views.no_animation()
 n_train = len(state.data().train.labels)
 
 jobs.attach(st.query_params.get("job"))  # a reload re-attaches to this session's run

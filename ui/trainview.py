@@ -107,21 +107,6 @@ def _status_line(snap: jobs.Snapshot) -> str:
     return f"Training: {where}, {p.samples_per_s:,.0f} samples/s{eta}"
 
 
-# Chromium without a GPU paints every frame of an animation on the CPU, and on a 2-core machine
-# that CPU comes out of the training. Measured in a run of the seed preset: after Start the
-# whole page faded (Streamlit marks elements stale while a script runs) for 2 s at a full core;
-# each 1-s poll's gliding progress bar cost 0.10 of a core, 0.05 without the glide. So on this
-# page nothing fades or glides: elements switch at once.
-NO_ANIMATION_CSS = ("<style>.stElementContainer, [data-testid='stStatusWidget'], details, summary, "
-                    "[data-testid='stProgress'] * {transition: none !important; "
-                    "animation: none !important;}</style>")
-
-
-def no_animation() -> None:
-    """Call at the top of the Train page, on every run."""
-    st.html(NO_ANIMATION_CSS)
-
-
 def progress(snap: jobs.Snapshot) -> None:
     """Progress bar, status line and what is being trained."""
     st.progress(snap.fraction, text=_status_line(snap))

@@ -28,18 +28,41 @@ def page(name: str, title: str) -> str | None:
     return previous
 
 
-def preload_charts() -> None:
-    """Have the browser load its charting code now, on a hidden chart.
+# Chromium without a GPU paints every frame of an animation on the CPU, and on a 2-core machine
+# that CPU comes out of a training run or a reply to a stroke. Measured in a run of the seed
+# preset: after Start the whole page faded (Streamlit marks elements stale while a script
+# runs) for 2 s at a full core; each 1-s poll's gliding progress bar cost 0.10 of a core, 0.05
+# without the glide. So on the Train and Draw pages nothing fades or glides.
+NO_ANIMATION_CSS = ("<style>.stElementContainer, [data-testid='stStatusWidget'], details, summary, "
+                    "[data-testid='stProgress'] * {transition: none !important; "
+                    "animation: none !important;}</style>")
+
+
+def no_animation() -> None:
+    """Call near the top of a page, on every run: its elements switch at once, never fade."""
+    st.html(NO_ANIMATION_CSS)
+
+
+def hidden(key: str):
+    """A container that is never displayed (CSS), for elements whose code the browser should
+    load before they are needed: `with hidden("x"): st.plotly_chart(...)`."""
+    st.html(f"<style>.st-key-{key} {{display: none;}}</style>")
+    return st.container(key=key)
+
+
+def preload_charts(fig=None) -> None:
+    """Have the browser load its charting code now, on a hidden chart (`fig`, or a blank one):
+    the kind of chart a page is about to show warms up the server's Plotly as well.
 
     The first chart on a page costs Chromium about a second of CPU to load and start Plotly.
-    Paid on page load instead, the Draw page's first stroke and a training run's first charts
-    do not wait for it (nor take that CPU from the training).
+    Paid on page load instead, a training run's first charts do not wait for it (nor take
+    that CPU from the training).
     """
     from ui import figures
 
-    st.html("<style>.st-key-plotly-preload {display: none;}</style>")
-    with st.container(key="plotly-preload"):
-        st.plotly_chart(figures.blank_figure(), key="plotly.preload", config={"staticPlot": True})
+    with hidden("plotly-preload"):
+        st.plotly_chart(fig if fig is not None else figures.blank_figure(), key="plotly.preload",
+                        config={"staticPlot": True})
 
 
 def digit_image(img28: np.ndarray, scale: int = 4) -> Image.Image:
