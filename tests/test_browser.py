@@ -48,7 +48,7 @@ def start_app(port: int, log) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -58,7 +58,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
                 if r.read().strip() == b"ok":
                     return
         except OSError:
-            time.sleep(0.2)
+            time.sleep(interval)
     raise RuntimeError(f"streamlit did not answer at {url} within {timeout} s")
 
 
