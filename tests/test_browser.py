@@ -149,9 +149,22 @@ def sidebar_link(page: Page, label: str):
 
 # -- drawing ------------------------------------------------------------------------------
 
+def settled_canvas(page: Page):
+    """The canvas, once it is the only one for a moment: after Clear or a rerun it remounts,
+    and while the page is updated there may be none, or the old one beside the new."""
+    canvas = page.locator("canvas.upper-canvas")
+    deadline = time.monotonic() + STEP_MS / 1000
+    while True:
+        expect(canvas).to_have_count(1, timeout=STEP_MS)
+        page.wait_for_timeout(300)
+        if canvas.count() == 1 and canvas.is_visible():
+            return canvas
+        assert time.monotonic() < deadline, "the canvas did not settle"
+
+
 def stroke(page: Page, points) -> None:
     """One pen stroke through `points` given in canvas pixels (0..280)."""
-    box = page.locator("canvas.upper-canvas").bounding_box()
+    box = settled_canvas(page).bounding_box()
     x0, y0 = box["x"], box["y"]
     page.mouse.move(x0 + points[0][0], y0 + points[0][1])
     page.mouse.down()
