@@ -69,8 +69,12 @@ class Snapshot:
 
 # A fork server started once, with the worker's imports done, makes a new job's process in
 # milliseconds; forking the (multi-threaded) Streamlit server itself would not be safe.
-_CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["ui.worker"])
+# (Windows has no fork server: there each job's process starts afresh, about a second.)
+if "forkserver" in multiprocessing.get_all_start_methods():
+    _CTX = multiprocessing.get_context("forkserver")
+    _CTX.set_forkserver_preload(["ui.worker"])
+else:
+    _CTX = multiprocessing.get_context("spawn")
 
 
 class Job:
