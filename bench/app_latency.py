@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import statistics
@@ -45,6 +44,7 @@ from test_browser import (  # noqa: E402
     ensure_model,
     free_port,
     start_app,
+    stroke,
     wait_healthy,
 )
 
@@ -129,17 +129,11 @@ def open_canvas(page, url: str, draw_page: bool = True) -> None:
     page.wait_for_timeout(1000)
 
 
-def stroke(page, points) -> tuple[float, float]:
+def timed_stroke(page, points) -> tuple[float, float]:
     """Draw `points`, then time mouse-up -> prediction: (ms in the page, ms as Playwright sees
     it); then clear the canvas."""
     pred = page.locator("#predicted-digit")
-    box = page.locator("canvas.upper-canvas").bounding_box()
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for (xa, ya), (xb, yb) in zip(points, points[1:]):
-        n = max(2, int(math.hypot(xb - xa, yb - ya) / 6))
-        for k in range(1, n + 1):
-            page.mouse.move(box["x"] + xa + (xb - xa) * k / n, box["y"] + ya + (yb - ya) * k / n)
+    stroke(page, points, release=False)
     t0 = time.perf_counter()
     page.mouse.up()
     pred.wait_for(timeout=30_000)
@@ -168,7 +162,7 @@ def stroke_latency(browser, url: str, strokes: int) -> dict:
         for i in range(strokes):
             for name, page in pages.items():
                 page.bring_to_front()
-                in_page, seen = stroke(page, shapes[i % len(shapes)])
+                in_page, seen = timed_stroke(page, shapes[i % len(shapes)])
                 out[name]["in_page_ms"].append(in_page)
                 out[name]["playwright_ms"].append(seen)
         for page in pages.values():

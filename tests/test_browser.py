@@ -162,8 +162,9 @@ def settled_canvas(page: Page):
         assert time.monotonic() < deadline, "the canvas did not settle"
 
 
-def stroke(page: Page, points) -> None:
-    """One pen stroke through `points` given in canvas pixels (0..280)."""
+def stroke(page: Page, points, release: bool = True) -> None:
+    """One pen stroke through `points` given in canvas pixels (0..280); release False leaves
+    the mouse button down (bench/app_latency.py times the mouse-up itself)."""
     box = settled_canvas(page).bounding_box()
     x0, y0 = box["x"], box["y"]
     page.mouse.move(x0 + points[0][0], y0 + points[0][1])
@@ -172,7 +173,8 @@ def stroke(page: Page, points) -> None:
         n = max(2, int(math.hypot(xb - xa, yb - ya) / 6))  # small steps, like a hand
         for k in range(1, n + 1):
             page.mouse.move(x0 + xa + (xb - xa) * k / n, y0 + ya + (yb - ya) * k / n)
-    page.mouse.up()
+    if release:
+        page.mouse.up()
 
 
 DIGITS = {

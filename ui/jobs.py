@@ -3,8 +3,8 @@ the run's reports in the job's own lock-protected state.
 
 Imports streamlit and mnistnet. A thread writing `st.session_state` is silently lost, so a
 job never touches Streamlit: its process trains, its thread records progress under the lock,
-and pages read `Snapshot`s of it. Jobs live in a process-wide registry keyed by an unguessable id; the
-session that started a job keeps the id (and so does the Train page's URL, for reloads).
+and pages read `Snapshot`s of it. Jobs live in a process-wide registry keyed by an unguessable
+id; the session that started a job keeps the id (and so does the Train page's URL, for reloads).
 When a finished job is adopted by its session, its model becomes that session's current
 model and the job leaves the registry; jobs nobody adopts are dropped after an hour.
 """
@@ -125,7 +125,7 @@ class Job:
                 self._batch_losses.append([p.samples_seen, p.running_loss])
 
     def _listen(self) -> None:
-        status, error = "failed", None
+        status, error, died = "failed", None, False
         try:
             while True:
                 msg = self._conn.recv()
@@ -137,13 +137,14 @@ class Job:
                     self.model = load_model(blob)
                 break
         except EOFError:  # the process died without its last word (killed, out of memory)
-            self._process.join(timeout=5)
-            error = f"the training process ended unexpectedly (exit code {self._process.exitcode})"
+            died = True
         except Exception as e:  # shown on the page; this thread must never die silently
             error = f"{type(e).__name__}: {e}"
         finally:
             self._conn.close()
         self._process.join(timeout=5)
+        if died:
+            error = f"the training process ended unexpectedly (exit code {self._process.exitcode})"
         with self._lock:
             self._status, self._error, self.ended = status, error, time.time()
 
