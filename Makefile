@@ -1,11 +1,11 @@
-# make test: set up .venv, fetch and verify MNIST, install Chromium if missing, run every test.
+# make test: set up .venv, fetch and verify MNIST, install Chromium and PostgreSQL if missing, run every test.
 # make run:  the same set-up, then start the lab on http://127.0.0.1:8501
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: test run share fetch lint browser clean
+.PHONY: test run share fetch lint browser postgres clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,17 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 	  || { echo "could not install chromium: run 'sudo apt-get install -y chromium'"; exit 1; }; }
 
+# The store's tests also run on a throwaway PostgreSQL server (tests/pg.py), from Debian's package.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the store's tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	  || { echo "could not install postgresql: run 'sudo apt-get install -y postgresql'"; exit 1; }; }
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.installed fetch browser lint
+test: $(VENV)/.installed fetch browser postgres lint
 	$(PY) -m pytest -q
 
 run: $(VENV)/.installed fetch

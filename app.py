@@ -17,23 +17,25 @@ st.markdown(
     "Train one on MNIST, see which digits it confuses, then draw your own for it to read.  \n"
     "No deep-learning framework: every forward and backward pass is plain matrix arithmetic.")
 
-from ui import views  # noqa: E402
+from ui import runs, views  # noqa: E402
 
 views.page("home", "Home")
 
-st.subheader("Current model")
+st.subheader("Your current model")
+runs.upload_message("home.upload")
 entry = views.require_model()
 if entry is not None:
     views.model_summary(entry)
 with st.expander("Save this model, or load one from a file"):
-    views.model_files(entry)
+    views.model_download(entry)
+    runs.model_upload("home.upload")
 
 st.subheader("Pages")
 st.page_link("pages/1_Train.py", label="Train: design a network and watch it learn", icon=":material/model_training:")
 st.page_link("pages/2_Analyze.py", label="Analyze: where does it err? Click the confusion matrix",
              icon=":material/grid_on:")
 st.page_link("pages/3_Draw.py", label="Draw: write a digit for the network to read", icon=":material/draw:")
-st.page_link("pages/4_Runs.py", label="Runs: every run recorded; compare, reuse, share, download",
+st.page_link("pages/4_Runs.py", label="Runs: yours and everyone's; compare, reuse, share, download",
              icon=":material/history:")
 st.page_link("pages/5_Data.py", label="Data: the samples in the store; upload your own digits",
              icon=":material/database:")

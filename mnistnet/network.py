@@ -14,6 +14,10 @@ N_CLASSES = 10
 # Mean and standard deviation of the 60,000 official MNIST training pixels, scaled to [0, 1].
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+# The largest network mnistnet saves or loads, and the Train form's limits: beyond these
+# one run on 2 cores takes many minutes, and a model file could ask for any amount of memory.
+MAX_HIDDEN_LAYERS = 4
+MAX_LAYER_SIZE = 2048
 
 
 def check_layer_sizes(layer_sizes) -> tuple[int, ...]:
@@ -29,6 +33,28 @@ def check_layer_sizes(layer_sizes) -> tuple[int, ...]:
     for s, raw in zip(sizes, layer_sizes):
         if s < 1 or s != raw:
             raise ValueError(f"every hidden layer size must be an integer >= 1, got {raw!r} in {sizes}")
+    return sizes
+
+
+def parameter_count(layer_sizes) -> int:
+    """Weights plus biases of an MLP with these layer sizes."""
+    return sum(a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+
+
+# 784-2048-2048-2048-2048-10: 14,217,226 parameters, about 57 MB of float32.
+MAX_PARAMETERS = parameter_count((N_PIXELS, *[MAX_LAYER_SIZE] * MAX_HIDDEN_LAYERS, N_CLASSES))
+
+
+def check_model_limits(layer_sizes) -> tuple[int, ...]:
+    """check_layer_sizes, then at most MAX_HIDDEN_LAYERS hidden layers of at most MAX_LAYER_SIZE
+    units each (so at most MAX_PARAMETERS parameters); return the sizes as ints."""
+    sizes = check_layer_sizes(layer_sizes)
+    hidden = sizes[1:-1]
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        raise ValueError(f"{len(hidden)} hidden layers is over the limit of {MAX_HIDDEN_LAYERS}")
+    for s in hidden:
+        if s > MAX_LAYER_SIZE:
+            raise ValueError(f"hidden layer size {s} is over the limit of {MAX_LAYER_SIZE}")
     return sizes
 
 
@@ -48,19 +74,53 @@ class MLP:
 
     def __init__(self, layer_sizes, seed: int = 0, input_mean: float = MNIST_MEAN,
                  input_std: float = MNIST_STD):
+        self._set_up(layer_sizes, input_mean, input_std)
+        rng = np.random.default_rng(seed)
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            bound = 1.0 / np.sqrt(fan_in)
+            self.weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32))
+            self.biases.append(np.zeros(fan_out, dtype=np.float32))
+
+    def _set_up(self, layer_sizes, input_mean: float, input_std: float) -> None:
+        """Everything but the parameters: layer sizes, input scaling, no history."""
         self.layer_sizes = check_layer_sizes(layer_sizes)
         if not (np.isfinite(input_mean) and np.isfinite(input_std) and input_std > 0):
             raise ValueError(f"input scaling needs a finite mean and std > 0, got {input_mean}, {input_std}")
         self.input_mean = float(input_mean)
         self.input_std = float(input_std)
         self.history = None  # the History of the run that trained it, set by train()
-        rng = np.random.default_rng(seed)
         self.weights: list[np.ndarray] = []
         self.biases: list[np.ndarray] = []
-        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            bound = 1.0 / np.sqrt(fan_in)
-            self.weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32))
-            self.biases.append(np.zeros(fan_out, dtype=np.float32))
+
+    @classmethod
+    def from_arrays(cls, weights, biases, input_mean: float = MNIST_MEAN,
+                    input_std: float = MNIST_STD) -> MLP:
+        """An MLP holding the given parameters, with no random initialisation.
+
+        weights[l]: (n_l, n_{l+1}), biases[l]: (n_{l+1},); the layer sizes are read from the
+        shapes. C-contiguous writable float32 arrays are kept as they are (no copy), others
+        are copied to that. ValueError names a mismatched shape or a non-finite array.
+        """
+        weights, biases = list(weights), list(biases)
+        if not weights or len(weights) != len(biases):
+            raise ValueError(f"need one bias per weight matrix and at least one of each, "
+                             f"got {len(weights)} weights and {len(biases)} biases")
+        shapes = [np.shape(W) for W in weights]
+        if any(len(s) != 2 for s in shapes):
+            raise ValueError(f"weights must be 2-D (fan_in, fan_out), got shapes {shapes}")
+        model = cls.__new__(cls)
+        model._set_up((shapes[0][0], *(s[1] for s in shapes)), input_mean, input_std)
+        sizes = model.layer_sizes
+        for i, (W, b) in enumerate(zip(weights, biases)):
+            if shapes[i] != sizes[i:i + 2] or np.shape(b) != (sizes[i + 1],):
+                raise ValueError(f"W{i} {shapes[i]} and b{i} {np.shape(b)} do not fit layer sizes {sizes}")
+            W, b = (np.require(a, np.float32, ["C", "W"]) for a in (W, b))
+            for key, a in ((f"W{i}", W), (f"b{i}", b)):
+                if not np.isfinite(a).all():
+                    raise ValueError(f"{key} contains NaN or infinite values")
+            model.weights.append(W)
+            model.biases.append(b)
+        return model
 
     # -- inputs ---------------------------------------------------------------------------
     def pixel_table(self) -> np.ndarray:

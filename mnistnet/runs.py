@@ -1,21 +1,31 @@
-"""Recorded training: every run in the store as it happens, and fine-tuning on user digits.
+"""Recorded training: one function that trains a run of the store and records it as it goes,
+called by the CLI in its own process and by the cluster's tasks (mnistnet.tasks).
 
-Imports the core and the store. A run row is written at start, each epoch's metrics as the
-epoch ends (its own transaction, so a crash loses at most the running epoch), and the model
-at the end, on Stop and after a failure.
+Imports the core and the store. A run row exists before training starts; while it trains,
+its progress (a few writes a second at most), each finished epoch with the model as it is
+then, and at the end its status and final model. Stop is the run's flag in the store, read at
+most every STOP_POLL_S. Fine-tuning mixes the user's digits into MNIST.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from .data import MNIST, Split
 from .metrics import evaluate_scaled
 from .network import MLP
-from .store import Store
+from .store import CLI_OWNER, Store
 from .train import History, TrainConfig, TrainingDiverged, train
+
+PROGRESS_EVERY_S = 0.25  # at most four progress writes a second
+STOP_POLL_S = 0.25  # the stop flag is read at least this often while a run trains
+MAX_LOSS_POINTS = 2000  # loss-curve points kept per run (thinned by half when reached)
+FINE_TUNE = {"epochs": 1, "learning_rate": 0.02, "user_share": 0.05}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,61 +35,95 @@ class RecordedRun:
     history: History
 
 
-def train_recorded(store: Store, model: MLP, data: MNIST, config: TrainConfig, origin: str,
-                   on_progress=None, should_stop=None) -> RecordedRun:
-    """`train` with the run recorded in `store`; re-raises TrainingDiverged after recording it."""
-    run_id = store.start_run(model.layer_sizes, config.to_dict(), origin)
+class _Recorder:
+    """Progress and stop-flag traffic between the training loop and the store, rate-limited."""
 
-    def progress(p):
+    def __init__(self, store: Store, run_id: int, model: MLP, on_progress=None, should_stop=None):
+        self.store, self.run_id, self.model = store, run_id, model
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.losses: list[list[float]] = []
+        self._next_write = self._next_poll = 0.0
+        self._stop = False
+
+    def progress(self, p) -> None:
+        now = time.monotonic()
         if p.epoch_record is not None:
-            store.add_epoch(run_id, p.epoch_record)
-        if on_progress:
-            on_progress(p)
+            self.store.add_epoch(self.run_id, p.epoch_record, self.model)
+        else:
+            self.losses.append([p.samples_seen, p.running_loss])
+            if len(self.losses) > MAX_LOSS_POINTS:
+                self.losses = self.losses[::2]
+        if p.epoch_record is not None or now >= self._next_write:
+            fields = {k: v for k, v in asdict(p).items() if k != "epoch_record"}
+            self.store.set_progress(self.run_id, fields, self.losses)
+            self._next_write = now + PROGRESS_EVERY_S
+        if self.on_progress:
+            self.on_progress(p)
+
+    def stop(self) -> bool:
+        if self.should_stop and self.should_stop():
+            return True
+        now = time.monotonic()
+        if not self._stop and now >= self._next_poll:
+            self._stop = self.store.stop_requested(self.run_id)
+            self._next_poll = now + STOP_POLL_S
+        return self._stop
+
+
+def execute_run(store: Store, run_id: int, model: MLP, data: MNIST, config: TrainConfig,
+                on_progress=None, should_stop=None) -> RecordedRun:
+    """Train `model` as run `run_id` (already claimed: running), recording it in `store`.
+    Re-raises TrainingDiverged after recording the run as failed (with its last finite model)."""
+    rec = _Recorder(store, run_id, model, on_progress, should_stop)
     try:
-        hist = train(model, data, config, progress, should_stop)
+        hist = train(model, data, config, rec.progress, rec.stop)
     except TrainingDiverged as e:
         keep = model if model.history and model.history.epochs else None
         store.end_run(run_id, "failed", keep, error=str(e))
         raise
-    except BaseException as e:  # Ctrl-C or a bug: the run did not finish
-        store.end_run(run_id, "interrupted", None, error=f"{type(e).__name__}: {e}")
+    except KeyboardInterrupt:  # Ctrl-C: the last finished epoch's model stays
+        store.end_run(run_id, "interrupted", None, error=f"interrupted during epoch {len(_epochs(model)) + 1}")
+        raise
+    except Exception:  # a bug: said in one sentence, the traceback goes to the log
+        log.exception("run %s failed", run_id)
+        store.end_run(run_id, "failed", None, error="training stopped on an unexpected error "
+                                                       "(the server log has the details)")
         raise
     model_id = store.end_run(run_id, hist.status, model)
     return RecordedRun(run_id, model_id, hist)
 
 
-def user_samples(store: Store) -> Split:
-    """The user's labelled drawings and uploads: (n, 28, 28) uint8 and (n,) int64."""
-    return store.load_split("user")
+def _epochs(model: MLP) -> list:
+    return model.history.epochs if model.history is not None else []
 
 
-@dataclass
-class FineTuneResult:
-    run: RecordedRun
-    user_before: dict  # metrics on the user samples before / after
-    user_after: dict
-    test_before: dict  # MNIST test metrics before / after
-    test_after: dict
+def train_recorded(store: Store, model: MLP, data: MNIST, config: TrainConfig, origin: str,
+                   owner: str = CLI_OWNER, on_progress=None, should_stop=None) -> RecordedRun:
+    """`train` in this process with the run recorded in `store` (the CLI's way)."""
+    run_id = store.start_run(model.layer_sizes, config.to_dict(), origin, owner)
+    return execute_run(store, run_id, model, data, config, on_progress, should_stop)
 
 
-def fine_tune(store: Store, model: MLP, data: MNIST, user: Split, epochs: int = 1,
-              learning_rate: float = 0.02, user_share: float = 0.05, seed: int = 0,
-              on_progress=None) -> FineTuneResult:
-    """Continue training `model` in place on MNIST train mixed with the user's samples.
+def user_samples(store: Store, owner: str, everyone: bool = False) -> Split:
+    """`owner`'s labelled drawings and uploads (everyone's if `everyone`): (n, 28, 28) uint8,
+    (n,) int64."""
+    return store.load_split("user", owner=None if everyone else owner)
 
-    The user samples are repeated so they make up about `user_share` of each epoch; the
-    learning rate is small so MNIST accuracy is kept. Recorded as a run with origin finetune.
-    """
+
+def mix_user_digits(data: MNIST, user: Split, user_share: float = FINE_TUNE["user_share"]) -> MNIST:
+    """MNIST with `user` repeated into its training set to make up about `user_share` of it."""
     if len(user) == 0:
-        raise ValueError("no labelled drawings or uploads to fine-tune on: correct a few drawings first")
+        raise ValueError("no labelled drawings or uploads to fine-tune on: keep a few drawings first")
     repeat = max(1, round(user_share * len(data.train) / len(user)))
     images = np.concatenate([data.train.images, np.repeat(user.images, repeat, axis=0)])
     labels = np.concatenate([data.train.labels, np.repeat(user.labels, repeat)])
-    mixed = MNIST(train=Split(images, labels), val=data.val, test=data.test)
+    return MNIST(train=Split(images, labels), val=data.val, test=data.test)
 
-    def measure(split: Split) -> dict:
-        return evaluate_scaled(model, model.scale_inputs(split.images), split.labels)
-    user_before, test_before = measure(user), measure(data.test)
-    config = replace(TrainConfig(), epochs=epochs, learning_rate=learning_rate, seed=seed)
-    run = train_recorded(store, model, mixed, config, "finetune", on_progress=on_progress)
-    return FineTuneResult(run, user_before, measure(user), test_before, measure(data.test))
+
+def fine_tune_config(seed: int = 0) -> TrainConfig:
+    return replace(TrainConfig(), epochs=FINE_TUNE["epochs"], learning_rate=FINE_TUNE["learning_rate"], seed=seed)
+
+
+def measure(model: MLP, split: Split) -> dict:
+    """Loss, accuracy and exact counts of `model` on `split`."""
+    return evaluate_scaled(model, model.scale_inputs(split.images), split.labels)

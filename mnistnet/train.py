@@ -14,9 +14,16 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .metrics import evaluate_scaled
-from .network import MLP, Backprop
+from .network import MLP, Backprop, check_layer_sizes
 
 SCHEDULES = ("constant", "cosine")
+MAX_BATCH = 10_000
+MAX_EPOCHS = 100
+MAX_SEED = 2**32 - 1  # what numpy's seeding takes as one word
+MAX_LEARNING_RATE = 10.0
+# Weights x training images x epochs of one run: about 25 minutes on one core of this lab's
+# 2-core machine (the seed preset is 0.05 of it), so no run holds a worker for hours.
+MAX_WORK = 1e13
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,17 +57,18 @@ class TrainConfig:
         def real(v):
             return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
 
-        if not is_int(self.batch_size) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not real(self.learning_rate) or self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        if not is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be an integer from 1 to {MAX_BATCH:,}, got {self.batch_size!r}")
+        if not real(self.learning_rate) or not 0 < self.learning_rate <= MAX_LEARNING_RATE:
+            raise ValueError(f"learning_rate must be a number above 0 and at most {MAX_LEARNING_RATE:g}, "
+                             f"got {self.learning_rate!r}")
         if self.bias_learning_rate is not None and (
                 not real(self.bias_learning_rate) or self.bias_learning_rate <= 0):
             raise ValueError(f"bias_learning_rate must be a finite number > 0, got {self.bias_learning_rate!r}")
-        if not is_int(self.epochs) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not is_int(self.epochs) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be an integer from 1 to {MAX_EPOCHS}, got {self.epochs!r}")
+        if not is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED:,}, got {self.seed!r}")
         if not real(self.momentum) or not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.lr_schedule not in SCHEDULES:
@@ -85,6 +93,18 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
         return cls(**d)
+
+
+def check_run_size(layer_sizes, config: TrainConfig, n_train: int) -> None:
+    """ValueError if training `layer_sizes` on `n_train` images for config.epochs would exceed
+    MAX_WORK (weights x images x epochs), saying what to reduce."""
+    weights = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    images = min(n_train, config.train_size or n_train)
+    work = weights * images * config.epochs
+    if work > MAX_WORK:
+        raise ValueError(f"this run is {work / MAX_WORK:.1f} times larger than one run may be here "
+                         f"({weights:,} weights x {images:,} images x {config.epochs} epochs); use fewer "
+                         "epochs, fewer training images or smaller layers")
 
 
 # name -> (hidden layer sizes, config, one-line description)
@@ -129,11 +149,103 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
+        """Rebuild from plain data (to_dict's output, e.g. read from a model file), checking
+        everything the store, the CLI and the figures read from it. ValueError names the first
+        missing, extra or mistyped value. Epochs must be numbered 1, 2, ...; a metrics "loss"
+        may be inf or NaN (a diverging epoch), every accuracy and count is checked."""
+        _check_keys("history", d, [f.name for f in fields(cls)])
+        sizes = d["layer_sizes"]
+        if not isinstance(sizes, list) or not all(_is_int(s) for s in sizes):
+            raise ValueError(f"history layer_sizes must be a list of integers, got {sizes!r:.60}")
+        try:
+            check_layer_sizes(sizes)
+        except ValueError as e:
+            raise ValueError(f"history {e}") from None
+        if not isinstance(d["config"], dict):
+            raise ValueError(f"history config must be a dict, got {type(d['config']).__name__}")
+        try:
+            TrainConfig.from_dict(d["config"])
+        except (ValueError, TypeError, OverflowError) as e:  # Overflow: an integer too large for a float
+            raise ValueError(f"history config: {e}") from None
+        if not isinstance(d["epochs"], list):
+            raise ValueError(f"history epochs must be a list, got {type(d['epochs']).__name__}")
+        for n, record in enumerate(d["epochs"], start=1):
+            _check_epoch(record, n)
+        points = d["batch_losses"]
+        if not isinstance(points, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(_is_real(v) for v in p) for p in points):
+            raise ValueError("history batch_losses must be a list of [samples seen, loss] number pairs")
+        if d["status"] not in HISTORY_STATUSES:
+            raise ValueError(f"history status must be one of {HISTORY_STATUSES}, got {d['status']!r:.40}")
         return cls(**d)
 
     def last(self, split: str = "test") -> dict | None:
         """The metrics dict of `split` in the last epoch, or None before the first epoch."""
         return self.epochs[-1][split] if self.epochs else None
+
+
+HISTORY_STATUSES = ("running", "finished", "stopped", "failed")
+_METRICS = ("loss", "accuracy", "correct", "total", "per_digit_errors")  # the test split adds "confusion"
+_EPOCH_EXTRAS = ("seconds", "train_seconds", "learning_rate")  # optional numbers (older files lack some)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) < 2**53
+
+
+def _is_real(v) -> bool:
+    return _is_int(v) or isinstance(v, float) and math.isfinite(v)
+
+
+def _check_keys(where: str, d, required, optional=()) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a dict, got {type(d).__name__}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(map(repr, missing))}")
+    extra = sorted(str(k)[:40] for k in set(d) - set(required) - set(optional))
+    if extra:
+        raise ValueError(f"{where} has unexpected keys {extra[:5]}")
+
+
+def _check_epoch(record, n: int) -> None:
+    """One History epoch record, the n-th (1-based)."""
+    where = f"history epoch {n}"
+    _check_keys(where, record, ("epoch", "train", "val", "test"), (*_EPOCH_EXTRAS, "partial"))
+    if not _is_int(record["epoch"]) or record["epoch"] != n:
+        raise ValueError(f"{where}: 'epoch' must be {n}, got {record['epoch']!r:.40}")
+    for key in _EPOCH_EXTRAS:
+        if key in record and not _is_real(record[key]):
+            raise ValueError(f"{where}: {key!r} must be a finite number, got {record[key]!r:.40}")
+    if not isinstance(record.get("partial", False), bool):
+        raise ValueError(f"{where}: 'partial' must be true or false, got {record['partial']!r:.40}")
+    for split in ("train", "val", "test"):
+        _check_metrics(f"{where} {split!r}", record[split], with_confusion=split == "test")
+
+
+def _check_metrics(where: str, m, with_confusion: bool) -> None:
+    """A metrics dict of `mnistnet.metrics.summarize` (confusion optional on the test split)."""
+    _check_keys(where, m, _METRICS, ("confusion",) if with_confusion else ())
+    if isinstance(m["loss"], bool) or not isinstance(m["loss"], (int, float)):
+        raise ValueError(f"{where}: 'loss' must be a number, got {m['loss']!r:.40}")
+    if not (_is_count(m["correct"]) and _is_count(m["total"]) and m["correct"] <= m["total"]):
+        raise ValueError(f"{where}: 'correct' and 'total' must be counts with correct <= total, "
+                         f"got {m['correct']!r:.20} and {m['total']!r:.20}")
+    if not (_is_real(m["accuracy"]) and 0 <= m["accuracy"] <= 1):
+        raise ValueError(f"{where}: 'accuracy' must be a number in [0, 1], got {m['accuracy']!r:.40}")
+    if not _counts(m["per_digit_errors"]):
+        raise ValueError(f"{where}: 'per_digit_errors' must be 10 counts")
+    if "confusion" in m and not (isinstance(m["confusion"], list) and len(m["confusion"]) == 10
+                                 and all(_counts(row) for row in m["confusion"])):
+        raise ValueError(f"{where}: 'confusion' must be 10 rows of 10 counts")
+
+
+def _is_count(v) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _counts(row) -> bool:
+    return isinstance(row, list) and len(row) == 10 and all(_is_count(v) for v in row)
 
 
 @dataclass

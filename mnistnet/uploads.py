@@ -1,24 +1,41 @@
-"""Uploaded digit images and .zip archives -> labelled 28x28 samples, refusing bad input.
+"""Uploaded digit images, .zip archives of them and model files -> checked data for the store.
 
-Imports numpy, Pillow, the standard library and drawing. Every check happens before
-anything is returned, so a caller stores all of an upload or none of it.
+Imports numpy, Pillow, the standard library and the core. Every check happens before anything
+is stored, so a caller stores all of an upload or none of it; a refusal is an UploadError whose
+message is one sentence naming the file and the reason. Nothing is decoded or unpacked before
+the sizes its headers declare are checked, and nothing is read beyond them.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import struct
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from .data import Split
 from .drawing import preprocess_drawing
+from .metrics import evaluate_scaled
+from .modelfile import load_model
 
 MAX_SIDE = 4000
-MAX_UNZIPPED = 100 * 1024 * 1024
 MAX_FILE = 20 * 1024 * 1024
+MAX_UNZIPPED = 100 * 1024 * 1024
+MAX_ENTRIES = 2000
+MAX_RATIO = 100  # PNG and JPEG barely compress again: a zip that does is a bomb
+WORK_SIDE = 1024  # larger images are reduced to this before preparing: memory, not quality
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DIGITS = set("0123456789")
+# Pillow's errors on a damaged image: OSError (truncated, decoder), SyntaxError (a broken PNG
+# chunk), ValueError (e.g. an over-long text chunk), EOFError, struct.error, zlib.error.
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, struct.error, ValueError)
 
 
 class UploadError(ValueError):
@@ -26,66 +43,138 @@ class UploadError(ValueError):
 
 
 def image_to_digit(data: bytes, name: str) -> np.ndarray:
-    """PNG or JPEG bytes -> (28, 28) uint8 prepared like a drawing. UploadError if unusable."""
+    """PNG or JPEG bytes -> (28, 28) uint8 prepared like a drawing.
+
+    The size is read from the header before any pixel is decoded; images over WORK_SIDE px are
+    reduced first. UploadError if unusable.
+    """
     if not data:
         raise UploadError(f"{name}: the file is empty")
     if len(data) > MAX_FILE:
         raise UploadError(f"{name}: {len(data):,} bytes is over the {MAX_FILE:,}-byte limit")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in ("PNG", "JPEG"):
-                raise UploadError(f"{name}: a {im.format} image; upload PNG or JPEG")
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as im:
             w, h = im.size  # read from the header, before decoding any pixels
             if w > MAX_SIDE or h > MAX_SIDE:
                 raise UploadError(f"{name}: {w}x{h} px is over the {MAX_SIDE}x{MAX_SIDE} limit")
-            im.load()
-            arr = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "L"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise UploadError(f"{name}: not a readable PNG or JPEG image ({e.__class__.__name__})") from None
+            arr = _pixels(im)
+    except UploadError:
+        raise
+    except _IMAGE_ERRORS:
+        raise UploadError(f"{name}: not a readable PNG or JPEG image") from None
     digit = preprocess_drawing(arr)
     if digit is None:
         raise UploadError(f"{name}: the image is blank (no ink found)")
     return digit
 
 
+def preview_digit(data: bytes, name: str) -> np.ndarray:
+    """What an uploaded image would be stored as, (28, 28) uint8, for a page to show before
+    anything is stored: the same checks and preparation as image_to_digit. UploadError if unusable."""
+    return image_to_digit(data, name)
+
+
+def _pixels(im: Image.Image) -> np.ndarray:
+    """An opened image -> (H, W, 4) RGBA or (H, W) grey uint8, at most WORK_SIDE px a side."""
+    mode = "RGBA" if "A" in im.getbands() else "L"
+    factor = math.ceil(max(im.size) / WORK_SIDE)
+    if im.format == "JPEG" and factor > 1:
+        im.draft(mode, (im.width // factor, im.height // factor))  # decode at a reduced scale
+    im.load()
+    if im.mode != mode:
+        im = im.convert(mode)
+    factor = math.ceil(max(im.size) / WORK_SIDE)
+    if factor > 1:
+        im = im.reduce(factor)
+    return np.asarray(im)
+
+
 def digits_from_zip(data: bytes, name: str = "upload.zip") -> tuple[np.ndarray, np.ndarray]:
     """A .zip with one folder per digit (0/..., 1/..., optionally under one top folder) ->
-    images (n, 28, 28) uint8, labels (n,) int64. Refuses unsafe paths and zip bombs."""
+    images (n, 28, 28) uint8, labels (n,) int64. Refuses unsafe paths, encrypted, damaged or
+    nested archives, files that are not images, too many entries and zip bombs."""
     if not data:
         raise UploadError(f"{name}: the file is empty")
+    if len(data) > MAX_UNZIPPED:
+        raise UploadError(f"{name}: {len(data):,} bytes is over the {MAX_UNZIPPED:,}-byte limit")
+    # Every directory entry starts with these 4 bytes: counting them bounds zipfile's work
+    # before it parses the directory (slack for image data that happens to contain them).
+    if data.count(b"PK\x01\x02") > 2 * MAX_ENTRIES:
+        raise UploadError(f"{name}: more than {MAX_ENTRIES:,} entries; split it into smaller zips")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise UploadError(f"{name}: not a zip archive") from None
+    except _ZIP_ERRORS:
+        raise UploadError(f"{name}: not a zip archive, or a damaged one") from None
     with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        for info in zf.infolist():
-            p = PurePosixPath(info.filename.replace("\\", "/"))
-            if p.is_absolute() or ".." in p.parts or info.filename.startswith(("/", "\\")) or ":" in p.parts[0]:
-                raise UploadError(f"{name}: unsafe path {info.filename!r} in the archive")
-        total = sum(i.file_size for i in infos)
-        if total > MAX_UNZIPPED:
-            raise UploadError(f"{name}: unpacks to {total:,} bytes, over the {MAX_UNZIPPED:,}-byte limit")
         images, labels = [], []
-        for info in infos:
-            p = PurePosixPath(info.filename)
-            if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
-                continue
-            label = next((int(part) for part in reversed(p.parts[:-1]) if part in "0123456789" and part), None)
-            if label is None:
-                raise UploadError(f"{name}: {info.filename!r} is not in a folder named after its digit (0-9)")
-            with zf.open(info) as f:
-                blob = f.read(MAX_FILE + 1)  # never trust the declared size alone
-            images.append(image_to_digit(blob, f"{name}/{info.filename}"))
+        for info, label in _checked_entries(zf, name):
+            images.append(image_to_digit(_read_entry(zf, info, name), f"{name}/{info.filename}"))
             labels.append(label)
-    if not images:
-        raise UploadError(f"{name}: no PNG or JPEG images in folders 0-9")
     return np.stack(images), np.array(labels, dtype=np.int64)
 
 
-def import_uploads(store, files, source: str = "upload") -> list[int]:
+def _checked_entries(zf: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipInfo, int]]:
+    """The archive's directory, every entry checked before any is unpacked -> [(image, label)]."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise UploadError(f"{name}: {len(infos):,} entries is over the limit of {MAX_ENTRIES:,}; "
+                          "split it into smaller zips")
+    picked = []
+    for info in infos:
+        p, shown = PurePosixPath(info.filename.replace("\\", "/")), repr(info.filename[:80])
+        if not p.parts or p.is_absolute() or ".." in p.parts or ":" in p.parts[0] or info.filename[:1] in "/\\":
+            raise UploadError(f"{name}: unsafe path {shown} in the archive")
+        if info.is_dir() or p.name.startswith(".") or "__MACOSX" in p.parts:
+            continue  # folders, and the hidden files macOS adds
+        if info.flag_bits & 0x1:
+            raise UploadError(f"{name}: {shown} is encrypted; upload a zip without a password")
+        if p.suffix.lower() == ".zip":
+            raise UploadError(f"{name}: {shown} is a zip inside the zip; upload one zip of images")
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UploadError(f"{name}: {shown} is not a PNG or JPEG image")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UploadError(f"{name}: {shown} uses an unusual compression method; zip it again")
+        if info.file_size > MAX_FILE:
+            raise UploadError(f"{name}: {shown} unpacks to {info.file_size:,} bytes, "
+                              f"over the {MAX_FILE:,}-byte limit")
+        label = next((int(part) for part in reversed(p.parts[:-1]) if part in DIGITS), None)
+        if label is None:
+            raise UploadError(f"{name}: {shown} is not in a folder named after its digit (0-9)")
+        picked.append((info, label))
+    unpacked = sum(i.file_size for i, _ in picked)
+    if unpacked > MAX_UNZIPPED:
+        raise UploadError(f"{name}: unpacks to {unpacked:,} bytes, over the {MAX_UNZIPPED:,}-byte limit")
+    packed = sum(i.compress_size for i, _ in picked)
+    if unpacked > 2**20 and unpacked > MAX_RATIO * packed:
+        raise UploadError(f"{name}: unpacks {packed:,} bytes to {unpacked:,}, a ratio over {MAX_RATIO} "
+                          "(a zip bomb)")
+    if not picked:
+        raise UploadError(f"{name}: no PNG or JPEG images in folders 0-9")
+    return picked
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """An entry's bytes, never more than its checked declared size (zipfile stops there and
+    compares the checksum, which catches a declared size smaller than the real one)."""
+    try:
+        with zf.open(info) as f:
+            return f.read(info.file_size + 1)
+    except zipfile.BadZipFile as e:
+        why = "its checksum does not match" if "CRC" in str(e) else "its entry is malformed"
+        raise UploadError(f"{name}: {info.filename[:80]!r} is damaged ({why})") from None
+    except _ZIP_ERRORS:
+        raise UploadError(f"{name}: {info.filename[:80]!r} is damaged and cannot be unpacked") from None
+
+
+def _digit_label(label) -> int | None:
+    ok = isinstance(label, (int, np.integer)) and not isinstance(label, bool) and 0 <= label <= 9
+    return int(label) if ok else None
+
+
+def import_uploads(store, files, owner: str, source: str = "upload") -> list[int]:
     """files: [(name, bytes, label or None)]: a .zip (labels from its folders) or an image with
-    its label. All are checked first; only if every one is good are they stored. -> new ids."""
+    its label (an int 0-9). All are checked first; only if every one is good are they stored,
+    in one call, as `owner`'s. -> new sample ids."""
     images, labels = [], []
     for name, data, label in files:
         if name.lower().endswith(".zip"):
@@ -93,23 +182,52 @@ def import_uploads(store, files, source: str = "upload") -> list[int]:
             images.extend(imgs)
             labels.extend(labs.tolist())
         else:
-            if label is None or not 0 <= int(label) <= 9:
+            digit = _digit_label(label)
+            if digit is None:
                 raise UploadError(f"{name}: give the digit (0-9) this image shows")
             images.append(image_to_digit(data, name))
-            labels.append(int(label))
+            labels.append(digit)
     if not images:
         raise UploadError("nothing to import")
-    return store.add_samples(np.stack(images), labels, source)
+    return store.add_samples(np.stack(images), labels, source, owner=owner)
 
 
-def import_model_upload(store, data: bytes, name: str) -> tuple[int, int]:
-    """A .npz model upload, checked by load_model (never unpickled), stored as a run of
-    origin 'upload' -> (run id, model id)."""
-    from .modelfile import load_model
-    if not data:
-        raise UploadError(f"{name}: the file is empty")
+@dataclass(frozen=True)
+class ModelUpload:
+    """What import_model_upload stored, and how good the model really is."""
+
+    run_id: int
+    model_id: int
+    measured_test: dict | None  # `metrics.evaluate_scaled` on the test split given, else None
+    claimed_test_accuracy: float | None  # what the file's own history says (unverified), or None
+
+
+def _note(name: str, measured: dict | None, claimed: float | None) -> str:
+    said = f"uploaded as {name}"
+    if measured is not None:
+        said += f"; {100 * measured['accuracy']:.2f}% on the MNIST test set, measured on upload"
+        if claimed is not None and abs(claimed - measured["accuracy"]) > 5e-5:
+            said += f" (the file claimed {100 * claimed:.2f}%)"
+    return said
+
+
+def import_model_upload(store, data: bytes, name: str, owner: str,
+                        test_split: Split | None = None) -> ModelUpload:
+    """A .npz model upload, checked by load_model (never unpickled), measured on `test_split`
+    (MNIST test images) if given, then stored as `owner`'s run of origin 'upload'."""
     try:
-        model = load_model(data)
+        model = load_model(data, name)
     except ValueError as e:
-        raise UploadError(f"{name}: {str(e).removeprefix('model file: ')}") from None
-    return store.add_uploaded_model(model, name)
+        raise UploadError(str(e)) from None
+    measured = None
+    if test_split is not None:
+        with np.errstate(over="ignore", invalid="ignore"):  # huge weights: inf logits, NaN loss
+            measured = evaluate_scaled(model, model.scale_inputs(test_split.images), test_split.labels,
+                                       chunk=1000)
+    last = model.history.last("test") if model.history is not None else None
+    claimed = float(last["accuracy"]) if last is not None else None
+    # The file as it was checked is what the store keeps: no second serialisation (57 MB for
+    # the largest model), and a download gives back the very bytes uploaded.
+    run_id, model_id = store.add_uploaded_model(model, name, owner=owner, blob=data,
+                                                note=_note(name, measured, claimed))
+    return ModelUpload(run_id, model_id, measured, claimed)

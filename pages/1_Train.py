@@ -1,8 +1,9 @@
-"""Train: form -> TrainConfig -> a background training job; live progress and charts."""
+"""Train: form -> TrainConfig -> a run queued on the training cluster; live progress and charts
+read from the store, so a reload, another page or a new tab finds the run again."""
 
 import streamlit as st
 
-from ui import forms, jobs, state, trainview, views
+from ui import forms, jobs, session, trainview, views
 
 POLL_S = 1.0
 CHART_POLL_S = 6.0
@@ -10,60 +11,62 @@ CHART_POLL_S = 6.0
 views.page("train", "Train")
 st.title("Train a network")
 views.no_animation()
-n_train = len(state.data().train.labels)
+n_train = len(views.data().train.labels)
+owner = session.owner()
+active = jobs.my_active(owner)
+run_id = active[0]["id"] if active else None
 
-jobs.attach(st.query_params.get("job"))  # a reload re-attaches to this session's run
-finished = jobs.adopt_finished()  # a run that ended: its model is now the session's
-if finished is not None:
-    st.query_params.pop("job", None)
-job = jobs.current()
-
-values = trainview.form(n_train, disabled=job is not None)
+values = trainview.form(n_train, disabled=run_id is not None)
 hidden, config, errors = forms.validate(values, n_train)
 
 
 def start():
     try:
-        snap = jobs.start(hidden, config)
-    except RuntimeError as e:
+        jobs.start(hidden, config)
+    except jobs.JobError as e:
         st.session_state["train.start_error"] = str(e)
-        return
-    st.query_params["job"] = snap.id
 
 
 st.button("Start training", type="primary", on_click=start, key="train.start",
-          disabled=job is not None or bool(errors), icon=":material/play_arrow:")
+          disabled=run_id is not None or bool(errors), icon=":material/play_arrow:")
 if msg := st.session_state.pop("train.start_error", None):
     st.error(msg)
-if errors:
+if "size" in errors:
+    st.error(errors["size"], icon=":material/error:")
+elif errors:
     st.caption(f"Fix the {len(errors)} value(s) marked above to start.")
 
-if job is not None:
-    st.query_params["job"] = job.id  # back from another page: the URL shows the run again
-
+if run_id is not None:
     @st.fragment(run_every=POLL_S)
     def live_progress():
-        snap = jobs.current()
+        snap = jobs.snapshot(run_id)
         if snap is None or not snap.running:
-            st.rerun(scope="app")  # the run ended: adopt its model, stop polling
-        st.button("Stop", on_click=jobs.stop, args=(snap.id,), key="train.stop",
-                  icon=":material/stop:")
+            st.rerun(scope="app")  # the run ended: show it as the last run, stop polling
+        if msg := st.session_state.pop("train.stop_error", None):
+            st.error(msg)
+        st.button("Stop", on_click=_stop, args=(snap.id,), key="train.stop", icon=":material/stop:",
+                  disabled=snap.stop_requested)
         trainview.progress(snap)
+
+    def _stop(rid):
+        if msg := jobs.stop(rid):
+            st.session_state["train.stop_error"] = msg
 
     # Redrawing a chart costs Chromium far more than the server, and when the app runs
     # locally it takes that time from the training: the charts poll less often.
     @st.fragment(run_every=CHART_POLL_S)
     def live_charts():
-        if (snap := jobs.current()) is not None:
+        if (snap := jobs.snapshot(run_id)) is not None:
             trainview.charts(snap)
 
     live_progress()
     live_charts()
-elif (last := st.session_state.get(jobs.LAST_RUN_KEY)) is not None:
-    st.subheader("Last run")
-    if last.epochs:
-        st.success("This run's model is now your current model: try it on the Analyze and "
-                   "Draw pages.")
-    trainview.run(last)
+elif (last := jobs.latest(owner)) is not None and (snap := jobs.snapshot(last["id"])) is not None:
+    st.subheader(f"Your last run (#{snap.id})")
+    if snap.note:
+        (st.success if "is now your current" in snap.note else st.info)(snap.note)
+    trainview.run(snap)
+    if not snap.epochs:  # no charts shown: load Plotly now, for the next run's
+        views.preload_charts()
 else:
     views.preload_charts()  # before Start: the live charts then draw at once

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from mnistnet import metrics
-from ui import figures, state, views
+from ui import figures, session, views
 
 GALLERY_MAX = 60
 
@@ -14,10 +14,10 @@ entry = views.require_model()
 if entry is None:
     st.stop()
 
-summary = state.test_summary(entry)
+summary = session.test_summary(entry)
 cm = summary["confusion"]
-probs = state.test_probabilities(entry)
-test = state.data().test
+probs = session.test_probabilities(entry)
+test = views.data().test
 pred = probs.argmax(axis=1)
 
 st.metric("Test accuracy", views.accuracy_text(summary["correct"], summary["total"]))

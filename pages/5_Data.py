@@ -3,24 +3,30 @@
 import streamlit as st
 
 from mnistnet.store import SOURCES
-from mnistnet.uploads import UploadError, import_uploads
-from ui import db, state, views
+from mnistnet.uploads import MAX_FILE, UploadError, import_uploads, preview_digit
+from ui import resources, session, views
 
 views.page("data", "Data")
 st.title("Data")
-state.data()  # MNIST is imported into the store on first use
-counts = db.store().sample_counts()
-table = [{"source": src, **{str(d): counts.get((src, d), 0) for d in range(10)},
+views.data()  # MNIST is imported into the store on first use
+store, owner = resources.store(), session.owner()
+counts = store.sample_counts(owner)
+everyone = store.sample_counts()
+table = [{"source": src if src == "mnist" else f"{src} (yours)", **{str(d): counts.get((src, d), 0) for d in range(10)},
           "total": sum(counts.get((src, d), 0) for d in range(10))} for src in SOURCES]
+theirs = sum(everyone.get((s, d), 0) - counts.get((s, d), 0) for s in SOURCES[1:] for d in range(10))
 st.caption("Samples in the store, per digit and where they came from: MNIST (imported once from the "
-           "verified files), your uploads, and drawings you corrected on the Draw page.")
+           f"verified files), your uploads, and drawings you kept on the Draw page. Other visitors have kept "
+           f"{theirs:,} digits of their own.")
 st.dataframe(table, hide_index=True, width="stretch")
 
 st.subheader("Browse")
 c1, c2 = st.columns(2)
 digit = c1.selectbox("Digit", list(range(10)), key="data.digit")
-source = c2.selectbox("Source", list(SOURCES), key="data.source")
-split = db.store().load_split("mnist" if source == "mnist" else "user", source=source, label=digit, limit=40)
+source = c2.selectbox("Source", list(SOURCES), key="data.source",
+                      format_func=lambda s: s if s == "mnist" else f"{s} (yours)")
+split = store.load_split("mnist" if source == "mnist" else "user", source=source, label=digit, limit=40,
+                         owner=None if source == "mnist" else owner)
 if len(split) == 0:
     st.info(f"No {source} samples of the digit {digit} yet.")
 else:
@@ -31,23 +37,34 @@ else:
 
 st.subheader("Upload your own digits")
 st.caption("PNG or JPEG images, several at once, each with its digit; or a .zip with one folder per digit "
-           "(0/, 1/, ...). Each image is prepared like a drawing: cropped, scaled to 20 px and centred.")
+           f"(0/, 1/, ...). Up to {MAX_FILE // 2**20} MB a file. Each image is prepared like a drawing: cropped, "
+           "scaled to 20 px and centred; what you see below is what will be stored.")
 files = st.file_uploader("Images or a .zip", type=["png", "jpg", "jpeg", "zip"], accept_multiple_files=True,
-                         key="data.files")
+                         key="data.files", max_upload_size=MAX_FILE // 2**20)
 if files:
-    labels = {}
+    labels, bad = {}, []
     images = [f for f in files if not f.name.lower().endswith(".zip")]
     if images:
         cols = st.columns(min(len(images), 6))
         for i, f in enumerate(images):
             with cols[i % len(cols)]:
-                st.image(f.getvalue(), width=84)
+                try:
+                    prepared = preview_digit(f.getvalue(), f.name)
+                except UploadError as e:
+                    bad.append(str(e))
+                    st.caption(f"{f.name}: not usable")
+                    continue
+                st.image(views.digit_image(prepared, 3), width=84)
                 labels[f.file_id] = st.selectbox("Digit", list(range(10)), index=None, key=f"data.label.{f.file_id}",
                                                  placeholder="which digit?")
-    if st.button("Add to the store", type="primary", icon=":material/upload:", key="data.add"):
+    for msg in bad:
+        st.error(msg)
+    if st.button("Add to the store", type="primary", icon=":material/upload:", key="data.add", disabled=bool(bad)):
         try:
-            ids = import_uploads(db.store(), [(f.name, f.getvalue(), labels.get(f.file_id)) for f in files])
+            ids = import_uploads(store, [(f.name, f.getvalue(), labels.get(f.file_id)) for f in files], owner)
         except UploadError as e:
             st.error(f"Nothing was stored: {e}")
         else:
             st.success(f"Stored {len(ids)} digit(s). They take part in \"Fine-tune on my digits\" on the Draw page.")
+    if bad:
+        st.caption("Remove the files marked above (the × next to each) to add the others.")

@@ -1,5 +1,7 @@
 """Shared fixtures. The app's tests (test_app.py, test_browser.py) use `tiny_mnist` and
 `tiny_model`: real MNIST images, few of them, so each AppTest run takes a fraction of a second.
+The store's tests take `db_url`: each runs twice, on a fresh SQLite file and on a fresh database
+of one throwaway PostgreSQL server started for the session (tests/pg.py).
 """
 
 import os
@@ -8,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from pg import ThrowawayPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -33,6 +36,22 @@ def tiny_model(tiny_mnist):
     model = MLP((784, 32, 10), seed=0)
     train(model, tiny_mnist, TrainConfig(epochs=2, learning_rate=0.1))
     return model
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the whole session (started on first use)."""
+    with ThrowawayPostgres() as pg:
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The URL of an empty database of its own for this test: a SQLite file, or a new database
+    on the session's PostgreSQL server (which starts only if a test asks for it)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mnistnet.sqlite3'}"
+    return request.getfixturevalue("postgres").new_database()
 
 
 def pytest_configure(config):

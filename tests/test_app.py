@@ -1,10 +1,12 @@
-"""AppTest tests of every page, on small injected data (see ui.state.INJECT_KEY).
+"""AppTest tests of every page, on small injected data (see ui.session.INJECT_KEY) and a
+visitor set by the test (ui.identity.OWNER_KEY: in a browser, the page's identity component
+sets it).
 
-Each test runs the real scripts (app.py and pages/) in-process: no browser, no MNIST load,
-no default-model training, so the whole file takes seconds.
+Each test runs the real scripts (app.py and pages/) in-process: no browser, no MNIST load, no
+training (the browser tests and tests/test_cluster.py train for real), so the file takes seconds.
 """
 
-import time
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +15,26 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnistnet import preprocess_drawing, preset
-from ui import canvas, figures, jobs, state
+from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_SEED
+from ui import canvas, figures, identity, session
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["app.py", "pages/1_Train.py", "pages/2_Analyze.py", "pages/3_Draw.py"]
 TIMEOUT = 30
 
 
-def open_page(page, data, model=None, query=None, session=None):
-    """Run app.py, then switch to `page`, with `data` (and a default `model`) injected."""
+def visitor() -> str:
+    """A new visitor's owner id, as ui.identity makes them."""
+    return f"v-test{secrets.token_hex(12)}"
+
+
+def open_page(page, data, model=None, query=None, session_state=None, owner=None):
+    """Run app.py, then switch to `page`, as visitor `owner` (a new one by default), with
+    `data` (and `model`, used while the visitor has no current model of their own) injected."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state[state.INJECT_KEY] = state.Injected(data, model)
-    for k, v in (session or {}).items():
+    at.session_state[session.INJECT_KEY] = session.Injected(data, model)
+    at.session_state[identity.OWNER_KEY] = owner or visitor()
+    for k, v in (session_state or {}).items():
         at.session_state[k] = v
     for k, v in (query or {}).items():
         at.query_params[k] = v
@@ -57,18 +67,6 @@ def test_page_runs_without_exception(page, tiny_mnist, tiny_model):
     no_exception(at)
 
 
-@pytest.mark.parametrize("page", ["app.py", "pages/2_Analyze.py", "pages/3_Draw.py"])
-def test_without_a_model_a_page_offers_the_seed_preset(page, tiny_mnist):
-    at = open_page(page, tiny_mnist)
-    no_exception(at)
-    assert "no model yet" in texts(at)
-    at.button(key="train_default").click().run()
-    no_exception(at)
-    assert "no model yet" not in texts(at)
-    hidden, _ = preset("seed")
-    assert at.session_state["mnistnet.injected_default"].layer_sizes == (784, *hidden, 10)
-
-
 def test_home_shows_the_model_and_exact_counts(tiny_mnist, tiny_model):
     at = open_page("app.py", tiny_mnist, tiny_model)
     metrics = {m.label: m for m in at.metric}
@@ -77,29 +75,74 @@ def test_home_shows_the_model_and_exact_counts(tiny_mnist, tiny_model):
     assert f"{correct:,} / 1,000" in metrics["Test accuracy"].delta
 
 
+def test_a_page_without_a_visitor_waits_for_the_browser(tiny_mnist, tiny_model):
+    """The first run of a page, before the browser has handed over its key, shows nothing of
+    anyone's: it waits (the key's arrival reruns it)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[session.INJECT_KEY] = session.Injected(tiny_mnist, tiny_model)
+    at.run()
+    no_exception(at)
+    assert "Opening your lab" in texts(at) and not at.metric
+
+
 # -- Train --------------------------------------------------------------------------------
 
 def error_texts(at) -> list[str]:
     return [e.value for e in at.error]
 
 
-@pytest.mark.parametrize("label, value, message", [
-    ("Learning rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
-    ("Learning rate", -0.5, "learning_rate must be a finite number > 0, got -0.5"),
-    ("Batch size", 0, "batch_size must be an integer >= 1, got 0"),
-    ("Epochs", 0, "epochs must be an integer >= 1, got 0"),
-    ("Seed", -1, "seed must be an integer >= 0, got -1"),
-    ("Training images", 60000, "train_size must be at most 3,000"),
-    ("Size of hidden layer 2", 0, "every hidden layer size must be an integer >= 1, got 0"),
+@pytest.mark.parametrize("key, value, message", [
+    ("learning_rate", 0.0, "Learning rate must be a number above 0 and at most 10, got 0.0"),
+    ("learning_rate", 1e9, "Learning rate must be a number above 0 and at most 10, got 1000000000.0"),
+    ("batch_size", 0, f"Batch size must be an integer from 1 to {MAX_BATCH:,}, got 0"),
+    ("batch_size", 100_000, f"Batch size must be an integer from 1 to {MAX_BATCH:,}, got 100000"),
+    ("epochs", 0, f"Epochs must be an integer from 1 to {MAX_EPOCHS}, got 0"),
+    ("epochs", 100_000_000, f"Epochs must be an integer from 1 to {MAX_EPOCHS}, got 100000000"),
+    ("train_size", 60000, "Training images must be at most 3,000"),
+    ("hidden.1", 0, "every hidden layer size must be an integer >= 1, got 0"),
+    ("hidden.1", 200_000, "Hidden layer size 200000 is over the limit of 2048"),
 ])
-def test_train_form_refuses_bad_values(label, value, message, tiny_mnist):
+def test_train_form_refuses_bad_values_in_its_own_words(key, value, message, tiny_mnist):
     at = open_page("pages/1_Train.py", tiny_mnist)
     no_exception(at)
     assert not at.error
-    at.number_input(key=next(n.key for n in at.number_input if n.label == label)).set_value(value).run()
+    at.number_input(key=f"train.w.{key}").set_value(value).run()
     no_exception(at)
-    assert any(message in e for e in error_texts(at)), error_texts(at)
+    assert any(message.lower() in e.lower() for e in error_texts(at)), error_texts(at)
+    assert not any("_" in e.split(" must")[0] for e in error_texts(at))  # no code names
     assert at.button(key="train.start").disabled
+
+
+@pytest.mark.parametrize("seed, ok", [("99999999999999999999", False), (str(MAX_SEED + 1), False),
+                                      ("-1", False), ("seven", False), (str(MAX_SEED), True), ("12", True)])
+def test_the_seed_is_refused_or_used_exactly(seed, ok, tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.text_input(key="train.w.seed").set_value(seed).run()
+    no_exception(at)
+    assert at.button(key="train.start").disabled is not ok
+    if not ok:
+        assert any("Seed must be a whole number" in e or "Seed must be an integer" in e for e in error_texts(at))
+
+
+def test_a_run_too_large_is_refused_with_what_to_reduce():
+    """Four layers of 2048 for 100 epochs on 50,000 images would hold a worker for hours."""
+    from ui import forms
+
+    values = {**forms.preset_values("seed"), "hidden": [2048] * 4, "epochs": 100}
+    hidden, config, errors = forms.validate(values, 50_000)
+    assert hidden is None and "times larger than one run may be here" in errors["size"]
+    assert "fewer epochs" in errors["size"]
+    values["epochs"] = 2  # the same network for 2 epochs is fine
+    assert forms.validate(values, 50_000)[2] == {}
+
+
+def test_a_small_learning_rate_is_shown_as_typed(tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    lr = at.number_input(key="train.w.learning_rate")
+    assert lr.proto.format == "%g"  # 0.00001 shows as 1e-05, not "0.0000"
+    lr.set_value(0.00001).run()
+    no_exception(at)
+    assert not at.error and not at.button(key="train.start").disabled
 
 
 def test_train_form_message_sits_under_its_field(tiny_mnist):
@@ -110,7 +153,7 @@ def test_train_form_message_sits_under_its_field(tiny_mnist):
     kinds = [type(el).__name__ for el in column]
     labels = [getattr(el, "label", getattr(el, "value", "")) for el in column]
     i = labels.index("Learning rate")
-    assert kinds[i + 1] == "Error" and "learning_rate" in labels[i + 1]
+    assert kinds[i + 1] == "Error" and "Learning rate must be" in labels[i + 1]
     assert labels[i + 2] == "Batch size"
 
 
@@ -118,79 +161,12 @@ def test_best_preset_fills_the_form(tiny_mnist):
     at = open_page("pages/1_Train.py", tiny_mnist)
     at.button_group(key="train.w.preset").set_value("best").run()
     no_exception(at)
-    assert at.number_input(key="train.w.layers").value == len(preset("best")[0])
     hidden, config = preset("best")
+    assert at.segmented_control(key="train.w.layers").value == len(hidden)
     assert at.number_input(key="train.w.hidden.0").value == hidden[0]
     assert at.number_input(key="train.w.learning_rate").value == pytest.approx(config.learning_rate)
     assert at.number_input(key="train.w.momentum").value == pytest.approx(config.momentum)
     assert at.selectbox(key="train.w.lr_schedule").value == config.lr_schedule
-
-
-def wait_for_run(at, timeout=60):
-    """Rerun until this session's job has been adopted (the page polls like this itself)."""
-    deadline = time.monotonic() + timeout
-    while jobs.JOB_KEY in at.session_state and time.monotonic() < deadline:
-        time.sleep(0.2)
-        at.run()
-    assert jobs.JOB_KEY not in at.session_state, "the run did not finish in time"
-
-
-def test_train_runs_in_the_background_and_its_model_becomes_current(tiny_mnist):
-    at = open_page("pages/1_Train.py", tiny_mnist)
-    at.number_input(key="train.w.hidden.0").set_value(32)
-    at.number_input(key="train.w.layers").set_value(1)
-    at.number_input(key="train.w.epochs").set_value(2)
-    at.number_input(key="train.w.train_size").set_value(2000).run()
-    at.button(key="train.start").click().run()
-    no_exception(at)
-    job_id = at.query_params["job"][0] if isinstance(at.query_params["job"], list) else at.query_params["job"]
-    assert at.session_state[jobs.JOB_KEY] == job_id
-    wait_for_run(at)
-    no_exception(at)
-    last = at.session_state[jobs.LAST_RUN_KEY]
-    assert last.status == "finished" and [e["epoch"] for e in last.epochs] == [1, 2]
-    assert last.n_train == 2000 and last.layer_sizes == (784, 32, 10)
-    entry = at.session_state[state.MODEL_KEY]
-    assert entry.model.layer_sizes == (784, 32, 10)
-    assert "Train page" in entry.source
-    assert len(at.get("plotly_chart")) == 4  # loss, accuracy, test and training digit errors
-    assert "Finished in" in at.get("progress")[0].proto.text
-    assert jobs.registry().get(job_id) is None  # the finished job was cleaned up
-    assert "job" not in at.query_params
-
-
-def test_stop_ends_the_run_and_keeps_its_model(tiny_mnist):
-    at = open_page("pages/1_Train.py", tiny_mnist)
-    at.number_input(key="train.w.epochs").set_value(50).run()
-    at.button(key="train.start").click().run()
-    job_id = at.session_state[jobs.JOB_KEY]
-    time.sleep(0.5)
-    at.run()
-    assert at.button(key="train.stop")
-    jobs.stop(job_id)  # what the Stop button's callback does
-    wait_for_run(at)
-    last = at.session_state[jobs.LAST_RUN_KEY]
-    assert last.status == "stopped"
-    assert last.epochs and last.epochs[-1]["partial"]
-    assert at.session_state[state.MODEL_KEY].model.history.status == "stopped"
-
-
-def test_a_reload_reattaches_to_the_running_job(tiny_mnist):
-    at = open_page("pages/1_Train.py", tiny_mnist)
-    at.number_input(key="train.w.epochs").set_value(50).run()
-    at.button(key="train.start").click().run()
-    job_id = at.session_state[jobs.JOB_KEY]
-    try:
-        # A reload is a new session with the same URL.
-        again = open_page("pages/1_Train.py", tiny_mnist, query={"job": job_id})
-        no_exception(again)
-        assert again.session_state[jobs.JOB_KEY] == job_id
-        assert again.button(key="train.stop")
-        assert again.button(key="train.start").disabled
-    finally:
-        jobs.stop(job_id)
-    wait_for_run(again)
-    assert again.session_state[jobs.LAST_RUN_KEY].id == job_id
 
 
 # -- Analyze ------------------------------------------------------------------------------
@@ -259,7 +235,7 @@ def test_an_injected_drawing_gives_a_prediction(tiny_mnist, tiny_model):
     i = int(np.flatnonzero(tiny_model.predict(tiny_mnist.test.images) == tiny_mnist.test.labels)[0])
     image = canvas_image(tiny_mnist.test.images[i])
     expected = tiny_model.predict_proba(preprocess_drawing(image)[None])[0]
-    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: image})
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session_state={canvas.IMAGE_KEY: image})
     no_exception(at)
     html = "\n".join(m.value for m in at.markdown)
     best = int(expected.argmax())
@@ -273,7 +249,7 @@ def test_an_injected_drawing_gives_a_prediction(tiny_mnist, tiny_model):
 def test_a_blank_canvas_shows_a_hint_not_a_guess(tiny_mnist, tiny_model):
     blank = np.zeros((280, 280, 4), np.uint8)
     blank[..., 3] = 255
-    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: blank})
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session_state={canvas.IMAGE_KEY: blank})
     no_exception(at)
     assert "Draw a digit from 0 to 9" in texts(at)
     assert "predicted-digit" not in "\n".join(m.value for m in at.markdown)
@@ -281,7 +257,7 @@ def test_a_blank_canvas_shows_a_hint_not_a_guess(tiny_mnist, tiny_model):
 
 def test_clear_forgets_the_drawing(tiny_mnist, tiny_model):
     image = canvas_image(tiny_mnist.test.images[0])
-    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: image})
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session_state={canvas.IMAGE_KEY: image})
     assert "predicted-digit" in "\n".join(m.value for m in at.markdown)
     next(b for b in at.button if b.label == "Clear").click().run()
     no_exception(at)
@@ -333,6 +309,7 @@ def test_probability_figure_highlights_the_guess():
 
 def test_mnist_that_cannot_be_fetched_gives_a_message_not_a_traceback(monkeypatch):
     from mnistnet import DataError
+    from ui import resources
 
     def offline(report=None):
         report("train-images-idx3-ubyte", 1_000_000, 9_912_422)  # the progress bar moves
@@ -345,12 +322,11 @@ def test_mnist_that_cannot_be_fetched_gives_a_message_not_a_traceback(monkeypatc
         def import_mnist(self, data):
             raise AssertionError("nothing to import")
 
-    from ui import db
-    monkeypatch.setattr(state, "load_mnist", offline)
-    monkeypatch.setattr(db, "store", EmptyStore)
-    monkeypatch.setattr(state.server(), "data", None)
+    monkeypatch.setattr(resources, "load_mnist", offline)
+    monkeypatch.setattr(resources, "store", EmptyStore)
+    monkeypatch.setattr(resources._data(), "mnist", None)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
+    at.session_state[identity.OWNER_KEY] = visitor()
     at.switch_page("pages/1_Train.py").run()
     no_exception(at)
     assert any("could not get MNIST" in e.value for e in at.error)

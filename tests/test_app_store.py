@@ -1,16 +1,17 @@
 """AppTest tests of the store's pages (Runs, Data) and the Draw page's loop, on the test
-session's own SQLite file (MNISTNET_DB_URL, set by conftest.py) and small injected data."""
+session's own SQLite file (MNISTNET_DB_URL, set by conftest.py), small injected data and
+visitors set by the test: whose runs, models and digits are whose."""
 
 import os
 
 import numpy as np
 import pytest
-from test_app import canvas_image, no_exception, open_page, texts
+from test_app import canvas_image, no_exception, open_page, texts, visitor
 
-from mnistnet import MLP, TrainConfig
+from mnistnet import MLP, TrainConfig, preprocess_drawing
 from mnistnet.runs import train_recorded
-from mnistnet.store import Store
-from ui import canvas, mydigits, state
+from mnistnet.store import NotAllowed, Store
+from ui import canvas
 
 PAGES = ["pages/4_Runs.py", "pages/5_Data.py"]
 
@@ -22,12 +23,19 @@ def store():
 
 
 @pytest.fixture(scope="module")
-def two_runs(store, tiny_mnist):
-    out = []
-    for seed in (1, 2):
-        out.append(train_recorded(store, MLP((784, 16, 10), seed=seed), tiny_mnist,
-                                  TrainConfig(epochs=2, seed=seed), "app"))
-    return out
+def alice():
+    return visitor()
+
+
+@pytest.fixture(scope="module")
+def two_runs(store, tiny_mnist, alice):
+    """Two finished runs of Alice's."""
+    return [train_recorded(store, MLP((784, 16, 10), seed=seed), tiny_mnist, TrainConfig(epochs=2, seed=seed),
+                           "app", owner=alice) for seed in (1, 2)]
+
+
+def table(at, key):
+    return next(d.value for d in at.dataframe if d.key == key) if any(d.key == key for d in at.dataframe) else None
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -35,66 +43,116 @@ def test_store_pages_run_without_exception(page, tiny_mnist, tiny_model, two_run
     no_exception(open_page(page, tiny_mnist, tiny_model))
 
 
-def test_runs_table_lists_runs(tiny_mnist, tiny_model, two_runs):
-    at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model)
+def test_runs_are_mine_or_everyones(tiny_mnist, tiny_model, two_runs, alice):
+    at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, owner=alice)
     no_exception(at)
-    df = at.dataframe[0].value
+    mine = table(at, "runs.mine")
     for r in two_runs:
-        row = df[df["run"] == r.run_id].iloc[0]
+        row = mine[mine["run"] == r.run_id].iloc[0]
         test = r.history.epochs[-1]["test"]
         assert row["status"] == "finished" and row["epochs"] == 2
         assert f"({test['correct']:,} / {test['total']:,})" in row["test accuracy"]
+    bob = open_page("pages/4_Runs.py", tiny_mnist, tiny_model)  # another visitor
+    assert table(bob, "runs.mine") is None and "No runs of yours yet" in texts(bob)
+    assert set(r.run_id for r in two_runs) <= set(table(bob, "runs.all")["run"])
 
 
-def test_a_run_link_opens_its_curves_and_model(tiny_mnist, tiny_model, two_runs, store):
+def test_a_run_link_opens_it_read_only_and_takes_nothing(tiny_mnist, tiny_model, two_runs, store):
     run = two_runs[1]
-    at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, query={"run": str(run.run_id)})
+    bob = visitor()
+    at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, query={"run": str(run.run_id)}, owner=bob)
     no_exception(at)
     assert len(at.get("plotly_chart")) == 3  # loss, accuracy, per-digit errors
-    entry = at.session_state[state.MODEL_KEY]
-    assert entry.model_id == run.model_id and f"run #{run.run_id}" in entry.source
+    assert "read-only" in texts(at)
+    assert not [b for b in at.button if b.key in ("runs.delete", "runs.stop", "runs.rename")]
+    assert store.current(bob) is None  # opening a link changes nobody's model
+    at.button(key="runs.use").click().run()
+    no_exception(at)
+    now = store.current(bob)
+    assert now is not None and now["model_id"] != run.model_id  # a copy of Bob's own
     x = tiny_mnist.test.images[:20]
-    assert np.array_equal(entry.model.predict_proba(x), store.load_model(run.model_id).predict_proba(x))
-    # the same link on another page: Analyze measures that run's model
-    at2 = open_page("pages/2_Analyze.py", tiny_mnist, tiny_model, query={"run": str(run.run_id)})
-    no_exception(at2)
-    assert at2.session_state[state.MODEL_KEY].model_id == run.model_id
+    assert np.array_equal(store.load_model(now["model_id"]).predict_proba(x),
+                          store.load_model(run.model_id).predict_proba(x))
+    # the copy is Bob's current model on every page, in any new session (a reload, a new tab)
+    again = open_page("pages/2_Analyze.py", tiny_mnist, tiny_model, owner=bob)
+    no_exception(again)
+    assert f"run #{run.run_id}" in texts(open_page("app.py", tiny_mnist, tiny_model, owner=bob))
+
+
+def test_only_the_owner_deletes_and_never_a_running_run(tiny_mnist, tiny_model, store, alice):
+    run_id = store.submit_run(alice, (784, 8, 10), TrainConfig().to_dict(), "app")
+    with pytest.raises(NotAllowed, match="not yours"):
+        store.delete_run(run_id, visitor())
+    with pytest.raises(NotAllowed, match="stop it first"):
+        store.delete_run(run_id, alice)
+    with pytest.raises(NotAllowed, match="not yours"):
+        store.request_stop(run_id, visitor())
+    assert store.request_stop(run_id, alice) == "stopped"  # it was only queued
+    store.delete_run(run_id, alice)
+    assert store.run(run_id) is None
+
+
+def test_delete_from_the_runs_page(tiny_mnist, tiny_model, store, alice):
+    run = train_recorded(store, MLP((784, 8, 10), seed=5), tiny_mnist, TrainConfig(epochs=1), "app", owner=alice)
+    at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, query={"run": str(run.run_id)}, owner=alice)
+    no_exception(at)
+    at.button(key="runs.delete").click().run()
+    no_exception(at)
+    assert store.run(run.run_id) is None and f"Run #{run.run_id} was deleted" in texts(at)
 
 
 @pytest.mark.parametrize("bad", ["999999", "abc"])
-def test_a_bad_run_link_says_so(tiny_mnist, tiny_model, bad):
+def test_a_bad_run_link_says_so_or_is_ignored(tiny_mnist, tiny_model, bad):
     at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, query={"run": bad})
     no_exception(at)
-    assert bad in "\n".join(e.value for e in at.error)
+    assert bad not in "\n".join(e.value for e in at.error) or "There is no run #999999" in texts(at)
 
 
-def test_data_page_counts_and_browse(tiny_mnist, tiny_model, store):
-    store.add_samples(tiny_mnist.test.images[:3], [7, 2, 1], "upload")
-    at = open_page("pages/5_Data.py", tiny_mnist, tiny_model)
+def test_data_page_counts_only_my_digits(tiny_mnist, tiny_model, store, alice):
+    store.add_samples(tiny_mnist.test.images[:3], [7, 2, 1], "upload", owner=alice)
+    at = open_page("pages/5_Data.py", tiny_mnist, tiny_model, owner=alice)
     no_exception(at)
     counts = at.dataframe[0].value.set_index("source")
-    assert counts.loc["upload", "total"] >= 3 and counts.loc["upload", "7"] >= 1
+    assert counts.loc["upload (yours)", "total"] >= 3 and counts.loc["upload (yours)", "7"] >= 1
     at.selectbox(key="data.source").set_value("upload")
     at.selectbox(key="data.digit").set_value(7)
     at.run()
     no_exception(at)
     assert len(at.get("image")) >= 1
+    fresh = open_page("pages/5_Data.py", tiny_mnist, tiny_model)
+    assert fresh.dataframe[0].value.set_index("source").loc["upload (yours)", "total"] == 0
 
 
-def test_correct_it_then_fine_tune(tiny_mnist, tiny_model, store):
-    n_drawings = len(store.load_split("user", source="drawing"))
+def test_keep_a_drawing_once_and_it_is_only_mine(tiny_mnist, tiny_model, store):
+    me = visitor()
     image = canvas_image(tiny_mnist.test.images[0])
-    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session={canvas.IMAGE_KEY: image})
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session_state={canvas.IMAGE_KEY: image}, owner=me)
     no_exception(at)
-    at.selectbox(key="draw.label").set_value(3)
+    box = next(s for s in at.selectbox if s.label == "Wrong? It is a ...")
+    box.set_value(3)
     at.button(key="draw.correct").click().run()
     no_exception(at)
-    kept = store.load_split("user", source="drawing")
-    assert len(kept) == n_drawings + 1 and kept.labels[-1] == 3
-    at.button(key="draw.finetune.go").click().run()
+    kept = store.load_split("user", source="drawing", owner=me)
+    assert len(kept) == 1 and kept.labels[-1] == 3
+    assert at.button(key="draw.correct").disabled and "Kept as a 3" in at.button(key="draw.correct").label
+    assert "You have 1 labelled digits of your own" in texts(at)
+    # another visitor has none of them
+    other = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session_state={canvas.IMAGE_KEY: image})
+    assert "You have" not in texts(other) and "Keep or correct a few drawings" in texts(other)
+
+
+def reading(model, image) -> int:
+    return int(model.predict_proba(preprocess_drawing(image)[None])[0].argmax())
+
+
+def test_the_label_box_follows_the_reading_of_each_new_drawing(tiny_mnist, tiny_model):
+    """Finding 6: after a second stroke changes the reading, the box shows the new reading."""
+    images = [canvas_image(tiny_mnist.test.images[k]) for k in range(40)]
+    first = reading(tiny_model, images[0])
+    second = next(im for im in images if reading(tiny_model, im) != first)
+    at = open_page("pages/3_Draw.py", tiny_mnist, tiny_model, session_state={canvas.IMAGE_KEY: images[0]})
+    assert next(s for s in at.selectbox if s.label == "Wrong? It is a ...").value == first
+    at.session_state[canvas.IMAGE_KEY] = second  # the drawing changes
+    at.run()
     no_exception(at)
-    result = at.session_state[mydigits.RESULT_KEY]
-    assert result.user_after["total"] == len(store.load_split("user"))
-    assert "Your digits" in texts(at) and "MNIST test" in texts(at)
-    assert "fine-tuned" in at.session_state[state.MODEL_KEY].source
-    assert at.session_state[state.MODEL_KEY].model is not tiny_model  # the shared model is untouched
+    assert next(s for s in at.selectbox if s.label == "Wrong? It is a ...").value == reading(tiny_model, second)

@@ -120,5 +120,10 @@ def test_corrupt_files_exit_2(tmp_path, model_file):
 
 
 def test_diverging_run_exits_1():
-    r = run("train", "--hidden", "256,128", "--epochs", "1", "--lr", "50", "--quiet")
-    assert r.returncode == 1 and "learning_rate=50.0" in one_line_error(r)
+    r = run("train", "--hidden", "256,128", "--epochs", "1", "--lr", "10", "--quiet")
+    assert r.returncode == 1 and "learning_rate=10.0" in one_line_error(r)
+
+
+def test_a_learning_rate_over_the_limit_exits_2_naming_it():
+    r = run("train", "--epochs", "1", "--lr", "50", "--quiet")
+    assert r.returncode == 2 and "learning_rate must be a number above 0 and at most 10, got 50.0" in one_line_error(r)

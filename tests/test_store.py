@@ -1,4 +1,6 @@
-"""The store on a real SQLite file: MNIST in and out, recorded runs, faults, schema, uploads."""
+"""The store on a real SQLite file and a real PostgreSQL database (each test runs on both, on an
+empty database of its own: conftest's `db_url`): MNIST in and out, recorded runs, faults, schema,
+uploads."""
 
 import io
 import json
@@ -13,14 +15,17 @@ import zipfile
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
 from mnistnet import MLP, TrainConfig, TrainingDiverged, load_mnist
 from mnistnet.data import MNIST, Split
 from mnistnet.modelfile import model_bytes
-from mnistnet.runs import fine_tune, train_recorded, user_samples
-from mnistnet.store import SCHEMA_VERSION, Store, StoreError
+from mnistnet.runs import fine_tune_config, measure, mix_user_digits, train_recorded, user_samples
+from mnistnet.store import CLI_OWNER, SCHEMA_VERSION, Store, StoreError
 from mnistnet.uploads import UploadError, import_model_upload, import_uploads
+
+VISITOR = "visitor-1"  # the owner of what a test uploads or draws (schema 3: rows have owners)
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +33,12 @@ def mnist():
     return load_mnist()
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory, mnist):
-    """A SQLite file with MNIST imported (shared by this module's tests)."""
-    path = tmp_path_factory.mktemp("store") / "mnistnet.sqlite3"
-    store = Store(f"sqlite:///{path}")
-    assert store.import_mnist(mnist) == 70_000
-    return path
-
-
 @pytest.fixture
-def store(db):
-    return Store(f"sqlite:///{db}")
+def store(db_url):
+    """A new, empty store (no MNIST in it): SQLite, then PostgreSQL."""
+    store = Store(db_url)
+    yield store
+    store.engine.dispose()  # PostgreSQL: give the session server its connections back
 
 
 def small(data: MNIST, n=1000) -> MNIST:
@@ -48,15 +47,20 @@ def small(data: MNIST, n=1000) -> MNIST:
                  Split(data.test.images[:500], data.test.labels[:500]))
 
 
-def test_mnist_round_trip_and_wal(store, mnist, db):
+def test_mnist_round_trip(store, mnist):
+    assert store.import_mnist(mnist) == 70_000
     assert store.import_mnist(mnist) == 0  # once only
     got = store.load_mnist()
     for name in ("train", "val", "test"):
         assert np.array_equal(getattr(got, name).images, getattr(mnist, name).images)
         assert np.array_equal(getattr(got, name).labels, getattr(mnist, name).labels)
-    with sqlite3.connect(db) as c:
-        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert sum(n for (src, _), n in store.sample_counts().items() if src == "mnist") == 70_000
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # WAL is SQLite's journal; PostgreSQL has none
+def test_sqlite_file_in_wal_mode(store, db_url):
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_runs_recorded_with_epochs_and_model(store, mnist):
@@ -69,7 +73,7 @@ def test_runs_recorded_with_epochs_and_model(store, mnist):
     again = store.load_model(row["model_id"])
     x = mnist.test.images[:50]
     assert np.array_equal(again.predict_proba(x), model.predict_proba(x))
-    store.delete_run(run.run_id)
+    store.delete_run(run.run_id, CLI_OWNER)
     assert run.run_id not in [r["id"] for r in store.list_runs()] and store.run_epochs(run.run_id) == []
 
 
@@ -79,9 +83,9 @@ def test_stopped_and_failed_runs(store, mnist):
     rows = {r["id"]: r for r in store.list_runs()}
     assert rows[stop.run_id]["status"] == "stopped" and rows[stop.run_id]["model_id"] is not None
     with pytest.raises(TrainingDiverged):
-        train_recorded(store, MLP((784, 256, 128, 10)), small(mnist), TrainConfig(learning_rate=50.0), "cli")
-    failed = store.list_runs()[0]
-    assert failed["status"] == "failed" and "learning_rate=50.0" in failed["error"]
+        train_recorded(store, MLP((784, 256, 128, 10)), small(mnist), TrainConfig(learning_rate=10.0), "cli")
+    failed = store.list_runs()[0]  # 10 is the largest learning rate TrainConfig accepts
+    assert failed["status"] == "failed" and "learning_rate=10.0" in failed["error"]
 
 
 def test_two_training_threads_at_once(store, mnist):
@@ -104,10 +108,13 @@ def test_two_training_threads_at_once(store, mnist):
         assert rows[r.run_id]["status"] == "finished" and len(store.run_epochs(r.run_id)) == 3
 
 
-def test_kill_9_mid_epoch(db):
-    url = f"sqlite:///{db}"
+def test_kill_9_mid_epoch(db_url, mnist):
+    url = db_url
+    Store(url).import_mnist(mnist)  # as `mnistnet fetch` would have; the CLI run starts training at once
     env = {**os.environ, "MNISTNET_DB_URL": url}
     before = max([r["id"] for r in Store(url).list_runs()], default=0)
+    # Polled by hand, beside the store: plain SQL on an engine of our own.
+    engine = sa.create_engine(url)
     proc = subprocess.Popen([sys.executable, "-m", "mnistnet", "train", "--hidden", "64", "--epochs", "50",
                              "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -116,11 +123,11 @@ def test_kill_9_mid_epoch(db):
         while time.time() < deadline and done < 2:  # wait for two finished epochs
             time.sleep(0.2)
             assert proc.poll() is None, proc.stderr.read()
-            with sqlite3.connect(db) as c:
-                row = c.execute("SELECT id FROM runs WHERE id > ? AND origin='cli'", (before,)).fetchone()
+            with engine.connect() as c:
+                row = c.execute(sa.text("SELECT id FROM runs WHERE id > :b AND origin='cli'"), {"b": before}).first()
                 if row:
                     run_id = row[0]
-                    done = c.execute("SELECT count(*) FROM epochs WHERE run_id=?", (run_id,)).fetchone()[0]
+                    done = c.execute(sa.text("SELECT count(*) FROM epochs WHERE run_id=:r"), {"r": run_id}).scalar()
         assert done >= 2
         time.sleep(0.3)  # well inside the next epoch
         proc.send_signal(signal.SIGKILL)
@@ -128,9 +135,11 @@ def test_kill_9_mid_epoch(db):
     finally:
         if proc.poll() is None:
             proc.kill()
-    with sqlite3.connect(db) as c:
-        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert c.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()[0] == "running"
+    with engine.connect() as c:
+        if engine.dialect.name == "sqlite":  # PostgreSQL has no such pragma; its server outlives the client
+            assert c.execute(sa.text("PRAGMA integrity_check")).scalar() == "ok"
+        assert c.execute(sa.text("SELECT status FROM runs WHERE id=:r"), {"r": run_id}).scalar() == "running"
+    engine.dispose()
     store = Store(url)  # the next start notices
     row = next(r for r in store.list_runs() if r["id"] == run_id)
     assert row["status"] == "interrupted" and row["epochs"] >= 2
@@ -151,23 +160,39 @@ CREATE TABLE models (id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id) 
 CREATE TABLE drawings (id INTEGER PRIMARY KEY, pixels BLOB NOT NULL, prediction INTEGER NOT NULL,
   probabilities TEXT NOT NULL, model_id INTEGER REFERENCES models(id) ON DELETE SET NULL, label INTEGER,
   created_at FLOAT NOT NULL);
+CREATE INDEX ix_samples_split ON samples (dataset, split);
 INSERT INTO runs (id, layer_sizes, config, status, origin, started_at) VALUES (7, '[784, 8, 10]', '{}',
   'running', 'cli', 0);
 """
 
 
-def test_older_schema_upgraded_newer_refused(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as c:
-        c.executescript(V1_SCHEMA)
-    store = Store(f"sqlite:///{path}")
-    assert store.schema_version() == SCHEMA_VERSION == 2
+def create_v1_store(url: str) -> None:
+    """Write V1_SCHEMA into the empty database at `url`, in the types SQLAlchemy gave each
+    database at version 1 (on PostgreSQL: SERIAL keys whose sequence has counted the rows)."""
+    script = V1_SCHEMA
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "postgresql":
+        script = (script.replace("id INTEGER PRIMARY KEY", "id SERIAL PRIMARY KEY").replace("BLOB", "BYTEA")
+                  + "SELECT setval('runs_id_seq', 7);")
+    with engine.begin() as c:
+        for statement in filter(str.strip, script.split(";")):
+            c.execute(sa.text(statement))
+    engine.dispose()
+
+
+def test_older_schema_upgraded_newer_refused(db_url):
+    create_v1_store(db_url)
+    store = Store(db_url)
+    assert store.schema_version() == SCHEMA_VERSION == 3
     run = store.list_runs()[0]
     assert run["id"] == 7 and run["status"] == "interrupted"  # kept, and a v1 'running' row is stale
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    store.engine.dispose()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE meta SET value='99' WHERE key='schema_version'"))
+    engine.dispose()
     with pytest.raises(StoreError, match="schema version 99, newer"):
-        Store(f"sqlite:///{path}")
+        Store(db_url)
 
 
 def png(arr, fmt="PNG") -> bytes:
@@ -196,7 +221,7 @@ def test_good_uploads_stored(store, mnist):
     n0 = user_count(store)
     ids = import_uploads(store, [("a.png", digit_png(mnist, 0), 7), ("b.jpg", digit_png(mnist, 1, "JPEG"), 2),
                                  ("set.zip", zip_of({"digits/3/x.png": digit_png(mnist, 18),
-                                                     "digits/5/y.png": digit_png(mnist, 8)}), None)])
+                                                     "digits/5/y.png": digit_png(mnist, 8)}), None)], VISITOR)
     assert len(ids) == 4 and user_count(store) == n0 + 4
     got = store.load_split("user", source="upload")
     assert got.labels[-4:].tolist() == [7, 2, 3, 5]
@@ -223,19 +248,20 @@ def test_bad_uploads_refused_nothing_stored(store, mnist, make, match):
     files = make(digit_png(mnist, 0))
     n0 = user_count(store)
     with pytest.raises(UploadError, match=match):
-        import_uploads(store, files)
+        import_uploads(store, files, VISITOR)
     assert user_count(store) == n0
 
 
 def test_model_uploads(store, tmp_path):
     good = model_bytes(MLP((784, 8, 10)))
-    rid, mid = import_model_upload(store, good, "mine.npz")
+    up = import_model_upload(store, good, "mine.npz", VISITOR)
+    rid, mid = up.run_id, up.model_id
     assert store.model_blob(mid) == good
     row = next(r for r in store.list_runs() if r["id"] == rid)
     assert row["origin"] == "upload" and row["model_id"] == mid and row["epochs"] == 0
     trained = MLP((784, 8, 10))
     train_recorded(store, trained, small(load_mnist()), TrainConfig(epochs=2), "cli")
-    rid2, _ = import_model_upload(store, model_bytes(trained), "trained.npz")
+    rid2 = import_model_upload(store, model_bytes(trained), "trained.npz", VISITOR).run_id
     assert [e["epoch"] for e in store.run_epochs(rid2)] == [1, 2]  # its history comes along
     n_models = len(store.list_runs())
     buf = io.BytesIO()
@@ -245,7 +271,7 @@ def test_model_uploads(store, tmp_path):
     np.savez(wrong, **{**arrays, "W1": np.zeros((3, 10), np.float32)})
     for data, match in ((buf.getvalue(), "pickled"), (wrong.getvalue(), "W1"), (b"", "empty"), (b"PK\x03", "npz")):
         with pytest.raises(UploadError, match=match):
-            import_model_upload(store, data, "bad.npz")
+            import_model_upload(store, data, "bad.npz", VISITOR)
     assert len(store.list_runs()) == n_models  # nothing stored
 
 
@@ -257,8 +283,11 @@ def test_fine_tune_learns_user_digits_keeps_mnist(store, mnist):
     idx = rng.choice(10_000, 40, replace=False)
     imgs = np.stack([np.roll(np.asarray(Image.fromarray(mnist.test.images[i]).resize((28, 28))), 3, axis=1)
                      for i in idx])
-    store.add_samples(imgs, mnist.test.labels[idx], "drawing")
-    result = fine_tune(store, model, mnist, user_samples(store))
-    assert result.user_after["correct"] >= result.user_before["correct"]
-    assert result.test_after["accuracy"] >= result.test_before["accuracy"] - 0.003
-    assert next(r for r in store.list_runs() if r["id"] == result.run.run_id)["origin"] == "finetune"
+    store.add_samples(imgs, mnist.test.labels[idx], "drawing", VISITOR)
+    user = user_samples(store, VISITOR)
+    # Fine-tuning as a worker does it (mnistnet.tasks.run_task), in this process.
+    user_before, test_before = measure(model, user), measure(model, mnist.test)
+    run = train_recorded(store, model, mix_user_digits(mnist, user), fine_tune_config(), "finetune", VISITOR)
+    assert measure(model, user)["correct"] >= user_before["correct"]
+    assert measure(model, mnist.test)["accuracy"] >= test_before["accuracy"] - 0.003
+    assert next(r for r in store.list_runs() if r["id"] == run.run_id)["origin"] == "finetune"

@@ -1,8 +1,8 @@
 """The Train page's form values -> (hidden sizes, TrainConfig), with one message per bad field.
 
 Imports mnistnet only. The core's own validation is the single source of truth: each field is
-checked by building a TrainConfig (or layer sizes) with just that value changed, so the
-message next to a field is the core's ValueError naming the value.
+checked by building a TrainConfig (or layer sizes) with just that value changed, and the
+message names the field as the form does ("Batch size", not "batch_size").
 """
 
 from __future__ import annotations
@@ -10,13 +10,27 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mnistnet import TrainConfig, preset
-from mnistnet.network import check_layer_sizes
+from mnistnet.network import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, check_model_limits
+from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size
 
-MAX_HIDDEN_LAYERS = 4
-MAX_LAYER_SIZE = 2048  # beyond this one run on 2 cores takes many minutes
 PRESET_LABELS = {"seed": "Seed report", "best": "Best"}
-CONFIG_FIELDS = ("learning_rate", "batch_size", "epochs", "seed", "train_size", "momentum",
-                 "lr_schedule", "weight_decay", "shift_pixels")
+LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
+          "train_size": "Training images", "momentum": "Momentum", "lr_schedule": "Learning-rate schedule",
+          "weight_decay": "Weight decay", "shift_pixels": "Random shifts"}
+CONFIG_FIELDS = tuple(LABELS)
+__all__ = ["MAX_HIDDEN_LAYERS", "MAX_LAYER_SIZE", "MAX_SEED", "MAX_BATCH", "MAX_EPOCHS", "MAX_LEARNING_RATE",
+           "validate", "field_error", "hidden_error", "preset_values", "parse_seed"]
+
+
+def parse_seed(text) -> int | str:
+    """The Seed box's text -> an int, or the text back if it is not a whole number."""
+    t = str(text).strip().replace(",", "").replace("_", "")
+    return int(t) if t.isdigit() and len(t) < 40 else str(text)
+
+
+def _words(message: str, field: str) -> str:
+    """The core's 'batch_size must be ...' -> 'Batch size must be ...'."""
+    return message.replace(field, LABELS.get(field, field), 1).replace(" or None", "")
 
 
 def preset_values(name: str, n_train: int = 50_000) -> dict:
@@ -31,31 +45,41 @@ def preset_values(name: str, n_train: int = 50_000) -> dict:
 def hidden_error(size) -> str | None:
     """The message for a bad hidden-layer size, or None."""
     try:
-        check_layer_sizes((784, size, 10))
+        check_model_limits((784, size, 10))
     except ValueError as e:
-        return str(e)
-    if size > MAX_LAYER_SIZE:
-        return f"hidden layer sizes are capped at {MAX_LAYER_SIZE} here, got {size}"
+        return str(e)[:1].upper() + str(e)[1:]
     return None
 
 
 def field_error(name: str, value, n_train: int) -> str | None:
     """The message for a bad value of TrainConfig field `name`, or None."""
+    if value is None or value == "":
+        return f"{LABELS[name]} needs a value"
+    if name == "seed":
+        value = parse_seed(value)
+        if isinstance(value, str):
+            return f"Seed must be a whole number from 0 to {MAX_SEED:,}, got {value[:40]!r}"
     try:
         replace(TrainConfig(), **{name: value})
     except ValueError as e:
-        return str(e)
+        return _words(str(e), name)
     if name == "train_size" and value > n_train:
-        return f"train_size must be at most {n_train:,} (the training set), got {value:,}"
+        return f"Training images must be at most {n_train:,} (the training set), got {value:,}"
     return None
 
 
 def validate(values: dict, n_train: int) -> tuple[tuple[int, ...] | None, TrainConfig | None, dict]:
     """Form values -> (hidden sizes, config, errors). errors maps a field ("hidden.0",
-    "learning_rate", ...) to its message; hidden and config are None when there are errors."""
+    "learning_rate", ..., "size" for the whole run) to its message; hidden and config are
+    None when there are errors."""
     errors = {f"hidden.{i}": m for i, s in enumerate(values["hidden"]) if (m := hidden_error(s))}
     errors.update({f: m for f in CONFIG_FIELDS if (m := field_error(f, values[f], n_train))})
     if errors:
         return None, None, errors
-    config = TrainConfig(**{f: values[f] for f in CONFIG_FIELDS})
-    return tuple(int(s) for s in values["hidden"]), config, {}
+    config = TrainConfig(**{f: parse_seed(values[f]) if f == "seed" else values[f] for f in CONFIG_FIELDS})
+    hidden = tuple(int(s) for s in values["hidden"])
+    try:
+        check_run_size((784, *hidden, 10), config, n_train)
+    except ValueError as e:
+        return None, None, {"size": str(e)[:1].upper() + str(e)[1:]}
+    return hidden, config, {}

@@ -1,55 +1,51 @@
-"""Background training jobs: one process per run (ui.worker), and a thread here that keeps
-the run's reports in the job's own lock-protected state.
+"""Training from the lab: every run (Train page, the default model, fine-tuning) is a row of the
+store queued on the training cluster (mnistnet.cluster); pages follow it by polling the store.
 
-Imports streamlit and mnistnet. A thread writing `st.session_state` is silently lost, so a
-job never touches Streamlit: its process trains, its thread records progress under the lock,
-and pages read `Snapshot`s of it. Jobs live in a process-wide registry keyed by an unguessable
-id; the session that started a job keeps the id (and so does the Train page's URL, for reloads).
-When a finished job is adopted by its session, its model becomes that session's current
-model and the job leaves the registry; jobs nobody adopts are dropped after an hour.
+Imports streamlit, mnistnet and the ui layers below (resources, session). Nothing about a run
+lives in this server's memory: a reload, a new tab or another server finds it in the store.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import secrets
-import threading
-import time
+import logging
 from dataclasses import dataclass
 
-import streamlit as st
+from mnistnet import Progress, TrainConfig, preset
+from mnistnet.runs import fine_tune_config
+from mnistnet.store import ACTIVE, NotAllowed, StoreError
+from ui import resources, session
 
-from mnistnet import MLP, Progress, TrainConfig, load_model
-from mnistnet.network import check_layer_sizes
-from ui import state
-from ui.worker import train_job as worker_entry
+MAX_ACTIVE_PER_VISITOR = 1  # Train-page runs a visitor may have queued or running at once
+log = logging.getLogger("mnistnet.app")
 
-JOB_KEY = "mnistnet.job"  # this session's job id, until the finished job is adopted
-LAST_RUN_KEY = "mnistnet.last_run"  # the Snapshot of this session's last finished run
-MAX_RUNNING = 2  # runs training at once on this server (a 2-core machine)
-KEEP_UNADOPTED_S = 3600.0
+
+class JobError(RuntimeError):
+    """A run could not be started or stopped; the message is one sentence for the page."""
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A consistent copy of a job's state: plain data for the page and the figure builders."""
+    """A run as the pages show it: plain data from the store."""
 
-    id: str
-    status: str  # running, finished, stopped, failed
+    id: int
+    status: str  # queued, running, finished, stopped, failed, interrupted
     layer_sizes: tuple[int, ...]
     config: dict
     n_train: int  # training images per epoch
     progress: Progress | None
-    epochs: list[dict]  # History.epochs so far
+    epochs: list[dict]  # History epoch records so far
     batch_losses: list[list[float]]  # [samples seen, mean loss since the previous point]
     error: str | None
+    note: str | None  # whether it became the current model
     started: float
     ended: float | None
+    ahead: int  # queued runs before this one
+    stop_requested: bool
+    owner: str | None
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        return self.status in ACTIVE
 
     @property
     def fraction(self) -> float:
@@ -62,178 +58,107 @@ class Snapshot:
     @property
     def seconds_left(self) -> float | None:
         p = self.progress
-        if not self.running or p is None or p.samples_per_s <= 0:
+        if self.status != "running" or p is None or p.samples_per_s <= 0:
             return None
         return (p.total_samples - p.samples_seen) / p.samples_per_s
 
 
-# A fork server started once, with the worker's imports done, makes a new job's process in
-# milliseconds; forking the (multi-threaded) Streamlit server itself would not be safe.
-# (Windows has no fork server: there each job's process starts afresh, about a second.)
-if "forkserver" in multiprocessing.get_all_start_methods():
-    _CTX = multiprocessing.get_context("forkserver")
-    _CTX.set_forkserver_preload(["ui.worker"])
-else:
-    _CTX = multiprocessing.get_context("spawn")
+def snapshot(run_id: int) -> Snapshot | None:
+    store = resources.store()
+    row = store.run(run_id)
+    if row is None:
+        return None
+    cfg = row["config"]
+    n = len(session.data().train.labels)
+    progress = Progress(**row["progress"]) if row["progress"] else None
+    ahead = store.queue_position(run_id) if row["status"] == "queued" else 0
+    return Snapshot(row["id"], row["status"], tuple(row["layer_sizes"]), cfg,
+                    min(n, cfg.get("train_size") or n), progress, store.run_epochs(run_id), row["losses"],
+                    row["error"], row["spec"].get("note"), row["started_at"], row["ended_at"], ahead,
+                    row["stop_requested"], row["owner"])
 
 
-class Job:
-    """A training run in a process of its own (ui.worker); a thread here reads its reports
-    into this object's lock-protected state, which pages read as Snapshots."""
+def _submit(owner: str, layer_sizes, config: TrainConfig, origin: str, **kw) -> int:
+    """A queued row, then its task on the cluster -> the run id."""
+    session.data()  # MNIST is in the store before a worker looks for it
+    try:
+        cluster = resources.trainer().get()
+    except RuntimeError as e:
+        raise JobError(str(e)) from None
+    store = resources.store()
+    run_id = store.submit_run(owner, layer_sizes, config.to_dict(), origin, scheduler=cluster.address, **kw)
+    try:
+        cluster.submit(run_id)
+    except Exception:
+        log.exception("could not submit run %s", run_id)
+        store.mark_ended([run_id], "failed", lambda n: "the training cluster did not take the run")
+        raise JobError("the training cluster did not take the run; try again in a moment") from None
+    return run_id
 
-    def __init__(self, hidden: tuple[int, ...], config: TrainConfig, data, db_url: str):
-        self.id = secrets.token_urlsafe(8)
-        self.hidden, self.config, self.data, self.db_url = tuple(hidden), config, data, db_url
-        self.layer_sizes = check_layer_sizes((784, *hidden, 10))
-        self.model: MLP | None = None  # the trained model, once the run has ended
-        n = len(data.train.labels)
-        self.n_train = min(n, config.train_size or n)
-        self._lock = threading.Lock()
-        self._stop = _CTX.Event()
-        self._status, self._error = "running", None
-        self._progress: Progress | None = None
-        self._epochs: list[dict] = []
-        self._batch_losses: list[list[float]] = []
-        self.started, self.ended = time.time(), None
-        self.run_id = self.model_id = None  # set by the store when the run ends
-        self._process = None
-        self._listener = threading.Thread(target=self._listen, name=f"mnistnet-job-{self.id}", daemon=True)
 
-    def start(self) -> None:
-        # The fork server inherits this environment when it starts (with the first job): one
-        # OpenBLAS thread from the start, so no BLAS thread pool is ever forked.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        receive, send = _CTX.Pipe(duplex=False)
-        self._process = _CTX.Process(
-            target=worker_entry, name=f"mnistnet-job-{self.id}", daemon=True,
-            args=(self.db_url, self.hidden, self.config.to_dict(), self.data, send, self._stop))
-        self._process.start()
-        send.close()  # the child holds the only sending end: its exit ends our recv() with EOF
-        self._conn = receive
-        self._listener.start()
+def my_active(owner: str, origins=("app",)) -> list[dict]:
+    return [r for r in resources.store().list_runs(owner=owner, statuses=ACTIVE) if r["origin"] in origins]
 
-    def stop(self) -> None:
-        """Ask the run to end after the current batch; it keeps its model."""
-        self._stop.set()
 
-    def _on_progress(self, p: Progress) -> None:
-        with self._lock:
-            self._progress = p
-            if p.epoch_record is not None:
-                self._epochs.append(p.epoch_record)
-            else:
-                self._batch_losses.append([p.samples_seen, p.running_loss])
+def start(hidden: tuple[int, ...], config: TrainConfig) -> int:
+    """Queue a Train-page run for this visitor -> its id. JobError if they have one going."""
+    owner = session.owner()
+    if len(my_active(owner)) >= MAX_ACTIVE_PER_VISITOR:
+        raise JobError("You already have a run queued or training: stop it or wait for it to end.")
+    return _submit(owner, (784, *hidden, 10), config, "app", spec={"make_current": True})
 
-    def _listen(self) -> None:
-        status, error, died = "failed", None, False
+
+def latest(owner: str, origins=("app",)) -> dict | None:
+    """The visitor's newest run of these origins (running or not)."""
+    for r in resources.store().list_runs(owner=owner, limit=20):
+        if r["origin"] in origins:
+            return r
+    return None
+
+
+def stop(run_id: int) -> str | None:
+    """Stop one of this visitor's runs -> a sentence if it cannot be done, else None."""
+    store = resources.store()
+    try:
+        status = store.request_stop(run_id, session.owner())
+    except StoreError as e:  # NotAllowed or no such run: one sentence
+        return str(e)
+    if status == "stopped":  # it was queued: drop its task too
         try:
-            while True:
-                msg = self._conn.recv()
-                if msg[0] == "progress":
-                    self._on_progress(msg[1])
-                    continue
-                _, status, error, self.run_id, self.model_id, blob = msg
-                if blob is not None:
-                    self.model = load_model(blob)
-                break
-        except EOFError:  # the process died without its last word (killed, out of memory)
-            died = True
-        except Exception as e:  # shown on the page; this thread must never die silently
-            error = f"{type(e).__name__}: {e}"
-        finally:
-            self._conn.close()
-        self._process.join(timeout=5)
-        if died:
-            error = f"the training process ended unexpectedly (exit code {self._process.exitcode})"
-        with self._lock:
-            self._status, self._error, self.ended = status, error, time.time()
-
-    def snapshot(self) -> Snapshot:
-        with self._lock:
-            return Snapshot(self.id, self._status, self.layer_sizes, self.config.to_dict(),
-                            self.n_train, self._progress, list(self._epochs),
-                            [list(b) for b in self._batch_losses], self._error, self.started, self.ended)
+            resources.trainer().get().cancel(run_id)
+        except Exception:  # the row says stopped: the task finds that and does nothing
+            log.exception("could not cancel the task of run %s", run_id)
+    return None
 
 
-class Registry:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.jobs: dict[str, Job] = {}
-
-    def add(self, job: Job) -> None:
-        with self.lock:
-            now = time.time()
-            for jid, j in list(self.jobs.items()):
-                if j.ended is not None and now - j.ended > KEEP_UNADOPTED_S:
-                    del self.jobs[jid]
-            running = sum(j.ended is None for j in self.jobs.values())
-            if running >= MAX_RUNNING:
-                raise RuntimeError(f"{running} training runs are already going on this server; "
-                                   "wait for one to finish")
-            self.jobs[job.id] = job
-
-    def get(self, job_id: str | None) -> Job | None:
-        with self.lock:
-            return self.jobs.get(job_id) if job_id else None
-
-    def remove(self, job_id: str) -> None:
-        with self.lock:
-            self.jobs.pop(job_id, None)
+def start_default() -> int:
+    """Train the lab's default model (the seed preset) once per store -> its run id."""
+    raw = resources.store().get_meta(session.DEFAULT_RUN)
+    run = session.default_run()
+    if run is not None and (run["status"] in ACTIVE or run["status"] == "finished"):
+        return run["id"]
+    hidden, config = preset("seed")
+    run_id = _submit(session.SERVER_OWNER, (784, *hidden, 10), config, "default")
+    if not resources.store().swap_meta(session.DEFAULT_RUN, raw, str(run_id)):
+        stop_unowned(run_id)  # another server or session started it meanwhile: theirs goes on
+        return int(resources.store().get_meta(session.DEFAULT_RUN))
+    return run_id
 
 
-@st.cache_resource(show_spinner=False)
-def registry() -> Registry:
-    state.server()  # sets the one-BLAS-thread limit before any training thread starts
-    return Registry()
+def stop_unowned(run_id: int) -> None:
+    try:
+        resources.store().request_stop(run_id, session.SERVER_OWNER)
+    except NotAllowed:
+        pass
 
 
-def start(hidden: tuple[int, ...], config: TrainConfig) -> Snapshot:
-    """Start a run for this session; RuntimeError if the server is busy."""
-    from ui import db  # the job's process records the run in the same store
-
-    job = Job(hidden, config, state.data(), db.store().url)
-    registry().add(job)
-    st.session_state[JOB_KEY] = job.id
-    job.start()
-    return job.snapshot()
-
-
-def attach(job_id: str | None) -> None:
-    """Make `job_id` (from the URL, after a reload) this session's job if it still exists."""
-    if job_id and JOB_KEY not in st.session_state and registry().get(job_id) is not None:
-        st.session_state[JOB_KEY] = job_id
-
-
-def current() -> Snapshot | None:
-    """This session's job, running or finished but not yet adopted."""
-    job = registry().get(st.session_state.get(JOB_KEY))
-    return job.snapshot() if job else None
-
-
-def stop(job_id: str) -> None:
-    job = registry().get(job_id)
-    if job:
-        job.stop()
-
-
-def adopt_finished() -> Snapshot | None:
-    """If this session's job has ended: its model becomes current and the job is cleaned up."""
-    job_id = st.session_state.get(JOB_KEY)
-    if not job_id:
-        return None
-    job = registry().get(job_id)
-    if job is None:  # cleaned up, or another tab adopted it
-        del st.session_state[JOB_KEY]
-        return None
-    snap = job.snapshot()
-    if snap.running:
-        return None
-    if snap.epochs:  # finished, stopped or diverged after at least one measured epoch
-        how = {"finished": "trained", "stopped": "trained (stopped early)",
-               "failed": "trained until it diverged"}[snap.status]
-        state.set_current(job.model, f"{how} in this browser session on the Train page"
-                          + (f" (run #{job.run_id})" if job.run_id else ""), job.model_id)
-    st.session_state[LAST_RUN_KEY] = snap
-    del st.session_state[JOB_KEY]
-    registry().remove(job_id)
-    return snap
+def start_fine_tune(entry: session.ModelEntry, everyone: bool) -> int:
+    """Queue fine-tuning of a copy of `entry`'s model on the visitor's digits (and everyone's
+    if asked) mixed into MNIST -> the run id."""
+    owner = session.owner()
+    if my_active(owner, ("finetune",)):
+        raise JobError("Fine-tuning is already queued or running for you: wait for it to end.")
+    if entry.model_id is None:
+        raise JobError("This model is not in the store; train or load one first.")
+    return _submit(owner, entry.model.layer_sizes, fine_tune_config(), "finetune", base_model_id=entry.model_id,
+                   spec={"make_current": True, "everyone": bool(everyone)})

@@ -22,7 +22,7 @@ def _load_values(values: dict) -> None:
     for i, size in enumerate(values["hidden"]):
         st.session_state[f"{W}hidden.{i}"] = size
     for f in forms.CONFIG_FIELDS:
-        st.session_state[W + f] = values[f]
+        st.session_state[W + f] = str(values[f]) if f == "seed" else values[f]
 
 
 def _apply_preset(n_train: int) -> None:
@@ -33,6 +33,8 @@ def _apply_preset(n_train: int) -> None:
 
 def _number(label: str, field: str, n_train: int, disabled: bool, where=st, **kw):
     """A number input for TrainConfig field `field`, its error (if any) right below it."""
+    # No min_value / max_value: a value outside them stays in the box, red, but never reaches
+    # Python, which would go on with the previous one. Every value is checked here instead.
     value = where.number_input(label, key=W + field, disabled=disabled, **kw)
     if msg := forms.field_error(field, value, n_train):
         where.error(msg, icon=":material/error:")
@@ -53,24 +55,28 @@ def form(n_train: int, disabled: bool) -> dict:
     arch, hyper = st.columns(2, gap="large")
     with arch:
         st.markdown("**Architecture**: 784 inputs → hidden ReLU layers → 10 outputs")
-        layers = st.number_input("Hidden layers", 1, forms.MAX_HIDDEN_LAYERS, step=1,
-                                 key=W + "layers", disabled=disabled)
+        layers = st.segmented_control("Hidden layers", list(range(1, forms.MAX_HIDDEN_LAYERS + 1)),
+                                      key=W + "layers", disabled=disabled) or 1
         for i in range(int(layers)):
             key = f"{W}hidden.{i}"
             if key not in st.session_state:
                 st.session_state[key] = DEFAULT_HIDDEN_SIZE
-            size = st.number_input(f"Size of hidden layer {i + 1}", step=16, key=key,
-                                   disabled=disabled)
+            size = st.number_input(f"Size of hidden layer {i + 1}", step=16, key=key, disabled=disabled)
             if msg := forms.hidden_error(size):
                 st.error(msg, icon=":material/error:")
             values["hidden"].append(size)
     with hyper:
         st.markdown("**Hyperparameters**: mini-batch SGD")
         values["learning_rate"] = _number("Learning rate", "learning_rate", n_train, disabled,
-                                          step=0.01, format="%.4f")
+                                          step=0.01, format="%g")
         values["batch_size"] = _number("Batch size", "batch_size", n_train, disabled, step=1)
         values["epochs"] = _number("Epochs", "epochs", n_train, disabled, step=1)
-        values["seed"] = _number("Seed", "seed", n_train, disabled, step=1)
+        # A text box: a number input cannot hold (or refuse) a seed beyond JavaScript's integers.
+        values["seed"] = st.text_input("Seed", key=W + "seed", disabled=disabled,
+                                       help=f"A whole number from 0 to {forms.MAX_SEED:,}: the same seed, "
+                                       "the same run.")
+        if msg := forms.field_error("seed", values["seed"], n_train):
+            st.error(msg, icon=":material/error:")
         values["train_size"] = _number(
             "Training images", "train_size", n_train, disabled, step=1000,
             help=f"Train on the first n of the {n_train:,} training images (fewer: a quicker run).")
@@ -81,7 +87,7 @@ def form(n_train: int, disabled: bool) -> dict:
         values["lr_schedule"] = c2.selectbox("Learning-rate schedule", ["constant", "cosine"],
                                              key=W + "lr_schedule", disabled=disabled)
         values["weight_decay"] = _number("Weight decay (L2)", "weight_decay", n_train, disabled,
-                                         c3, step=0.0001, format="%.5f")
+                                         c3, step=0.0001, format="%g")
         values["shift_pixels"] = _number("Random shifts (px)", "shift_pixels", n_train, disabled,
                                          c4, step=1)
     st.session_state[FORM_KEY] = {**values, "preset": st.session_state.get(W + "preset")}
@@ -90,18 +96,26 @@ def form(n_train: int, disabled: bool) -> dict:
 
 def _status_line(snap: jobs.Snapshot) -> str:
     p = snap.progress
-    if snap.status == "finished":
+    if snap.status == "queued":
+        ahead = (f"{snap.ahead} run{'s' if snap.ahead != 1 else ''} ahead of you" if snap.ahead
+                 else "next to start")
+        return f"Queued, {ahead}: every training worker is busy"
+    if snap.status == "finished" and snap.epochs:
         t = snap.epochs[-1]["test"]
         secs = (snap.ended or snap.started) - snap.started
         return (f"Finished in {secs:.1f} s: test accuracy {100 * t['accuracy']:.2f}% "
                 f"({t['correct']:,} / {t['total']:,})")
-    if p is None:
-        return "Starting..."
-    where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch:,}/{p.batches:,}"
+    where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch:,}/{p.batches:,}" if p else "before its first batch"
     if snap.status == "stopped":
-        return f"Stopped at {where}; the model keeps what it learned"
+        return f"Stopped at {where}" + ("; the model keeps what it learned" if snap.epochs else "")
     if snap.status == "failed":
         return f"Failed at {where}"
+    if snap.status == "interrupted":
+        return f"Interrupted at {where}"
+    if p is None:
+        return "Starting..."
+    if snap.stop_requested:
+        return f"Stopping at {where}..."
     left = snap.seconds_left
     eta = f", about {left:.0f} s left" if left is not None else ""
     return f"Training: {where}, {p.samples_per_s:,.0f} samples/s{eta}"
@@ -111,7 +125,7 @@ def progress(snap: jobs.Snapshot) -> None:
     """Progress bar, status line and what is being trained."""
     st.progress(snap.fraction, text=_status_line(snap))
     if snap.error:
-        st.error(snap.error)
+        (st.warning if snap.status in ("stopped", "interrupted") else st.error)(snap.error[:1].upper() + snap.error[1:])
     sizes = "-".join(str(s) for s in snap.layer_sizes)
     cfg = snap.config
     st.caption(f"Network {sizes}; learning rate {cfg['learning_rate']}, batch {cfg['batch_size']}, "

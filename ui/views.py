@@ -1,7 +1,9 @@
-"""Small Streamlit views shared by the pages: page set-up, the current model's summary, the
-offer to train the default model, digit images, the gallery, the Analyze selection in the URL.
+"""Small Streamlit views shared by the pages: page set-up (with the visitor's identity), the
+current model's summary, the offer to train the default model, digit images, the gallery, the
+Analyze selection in the URL.
 
-Imports streamlit, numpy, Pillow, mnistnet and ui.state.
+Imports streamlit, numpy, Pillow, mnistnet and the ui layers below (nav, identity, session,
+jobs, resources).
 """
 
 from __future__ import annotations
@@ -10,22 +12,45 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnistnet import load_model, preset
-from ui import nav, state
+from mnistnet import DataError, preset
+from ui import identity, jobs, nav, session
 
 PAGE_KEY = "ui.page"  # the page this session ran last: tells the Draw page its canvas remounted
 
 
 def page(name: str, title: str) -> str | None:
-    """Common set-up of every page; returns the page this session showed before (or None)."""
+    """Common set-up of every page: the visitor's identity (the page waits for it on its first
+    run), the sidebar; returns the page this session showed before (or None)."""
     nav.configure(title)
+    if identity.mount() is None:
+        st.caption("Opening your lab...")
+        st.stop()  # the browser hands over its key at once, which reruns the page
     previous = st.session_state.get(PAGE_KEY)
     st.session_state[PAGE_KEY] = name
     nav.sidebar()
-    from ui import db  # a shared run link (?run=ID) gives this session that run's model, on any page
-    if msg := db.adopt_run_from_url():
-        st.error(msg)
+    with st.sidebar:
+        identity.login_button()
     return previous
+
+
+def data():
+    """MNIST for the page, with a progress bar while it is fetched and imported the first
+    time; a failure is a sentence and stops the page."""
+    if session.data_ready():
+        return session.data()
+    with st.status("Loading MNIST (fetched and verified on first use)...", expanded=True) as box:
+        bar = st.progress(0.0, text="Importing MNIST into the store (once)...")
+
+        def report(name, done, total):
+            bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{name}: {done / 1e6:.1f} MB")
+        try:
+            d = session.data(report)
+        except DataError as e:  # it says where to put the four files
+            box.update(label="MNIST could not be loaded", state="error")
+            st.error(str(e))
+            st.stop()
+        box.update(label="MNIST ready", state="complete", expanded=False)
+    return d
 
 
 # Chromium without a GPU paints every frame of an animation on the CPU, and on a 2-core machine
@@ -75,15 +100,15 @@ def accuracy_text(correct: int, total: int) -> str:
     return f"{100 * correct / max(total, 1):.2f}% ({correct:,} / {total:,})"
 
 
-def model_summary(entry: state.ModelEntry) -> None:
+def model_summary(entry: session.ModelEntry) -> None:
     """Layer sizes, test accuracy with exact counts and where the model came from."""
     model = entry.model
     hist = model.history
     last = hist.last("test") if hist is not None and hist.epochs else None
-    if last is not None and last["total"] == len(state.data().test.labels):
+    if last is not None and last["total"] == len(data().test.labels):
         correct, total = last["correct"], last["total"]
     else:  # no history (e.g. injected) or measured on other data: measure now
-        s = state.test_summary(entry)
+        s = session.test_summary(entry)
         correct, total = s["correct"], s["total"]
     c1, c2 = st.columns(2)
     c1.metric("Layer sizes", "-".join(str(s) for s in model.layer_sizes))
@@ -92,20 +117,46 @@ def model_summary(entry: state.ModelEntry) -> None:
     st.caption(f"Where it came from: {entry.source}.")
 
 
-def require_model() -> state.ModelEntry | None:
-    """The current model, or None after offering a one-click training of the seed preset."""
-    entry = state.current()
+def require_model() -> session.ModelEntry | None:
+    """The current model, or None after offering (or following) the training of the lab's
+    default model, which is trained once and shared by everyone."""
+    entry = session.current()
     if entry is not None:
         return entry
+    run = session.default_run()
+    if run is not None and run["status"] in ("queued", "running"):
+        default_progress(run["id"])
+        return None
+    data()  # the store gets MNIST before anyone trains on it
     hidden, config = preset("seed")
     sizes = "-".join(str(n) for n in (784, *hidden, 10))
+    if run is not None and run["status"] != "finished":
+        st.warning(f"The last training of the default model {run['status']}"
+                   + (f": {run['error']}." if run["error"] else ".") + " Try again:")
     st.info(f"There is no model yet. Train the seed preset (the course report's recipe: {sizes}, "
             f"{config.epochs} epochs): it takes a few seconds and is then shared by everyone "
-            "using this server. Or design your own on the Train page.")
+            "using this lab. Or design your own on the Train page.")
     if st.button("Train the seed preset", type="primary", key="train_default"):
-        state.train_default_model()
+        try:
+            jobs.start_default()
+        except jobs.JobError as e:
+            st.error(str(e))
+            return None
         st.rerun()
     return None
+
+
+@st.fragment(run_every=1.0)
+def default_progress(run_id: int) -> None:
+    snap = jobs.snapshot(run_id)
+    if snap is None or not snap.running:
+        st.rerun(scope="app")
+    if snap.status == "queued":
+        st.progress(0.0, text=f"The seed preset is queued ({snap.ahead} run(s) ahead)...")
+    else:
+        p = snap.progress
+        st.progress(snap.fraction, text="Training the seed preset" + (
+            f": epoch {p.epoch}/{p.epochs}, {p.samples_per_s:,.0f} samples/s" if p else "..."))
 
 
 def selected_cell() -> tuple[int, int] | None:
@@ -141,8 +192,8 @@ def gallery(images: np.ndarray, probs: np.ndarray, indices, per_row: int = 5) ->
                       caption=f"#{i}  \n" + "  \n".join(f"{d}: {100 * probs[i, d]:.0f}%" for d in top))
 
 
-def model_files(entry: state.ModelEntry | None) -> None:
-    """Download the current model as a .npz file; load one as this session's model."""
+def model_download(entry: session.ModelEntry | None) -> None:
+    """Download the current model as a .npz file."""
     from mnistnet.modelfile import model_bytes
 
     if entry is not None:
@@ -150,14 +201,3 @@ def model_files(entry: state.ModelEntry | None) -> None:
         st.download_button("Download this model (.npz)", data=lambda: model_bytes(model),
                            file_name="mnistnet-model.npz", mime="application/octet-stream",
                            icon=":material/download:")
-    upload = st.file_uploader("Load a model file saved by mnistnet (the app or "
-                              "`python -m mnistnet train --out`)", type=["npz"], key="home.upload")
-    if upload is not None and st.session_state.get("home.loaded") != upload.file_id:
-        try:
-            model = load_model(upload.getvalue())
-        except ValueError as e:  # load_model says what is wrong with the file
-            st.error(str(e))
-            return
-        st.session_state["home.loaded"] = upload.file_id
-        state.set_current(model, f"loaded from the file {upload.name}")
-        st.rerun()

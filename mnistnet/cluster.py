@@ -1,0 +1,205 @@
+"""Training on a Dask cluster: an embedded one (a scheduler and one worker per core, started as
+child processes at the first training) or an existing one at MNISTNET_SCHEDULER.
+
+Imports distributed, the store and mnistnet.tasks; never imported by `import mnistnet`. The
+store is the channel: a run is a row before it is a task, workers write its progress there,
+and Stop is a flag in its row. Dask cannot stop a running task, so `Cluster.reconcile` (called
+about once a second by the app's watchdog thread) restarts a worker whose run has not stopped
+within STOP_GRACE_S of Stop, and marks interrupted the runs whose worker the scheduler has lost.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from distributed import Client, Future, fire_and_forget
+
+from .store import Store, interrupted_message
+from .tasks import run_task
+
+STOP_GRACE_S = 5.0  # Stop -> worker restarted if the run has not ended by then
+SUBMIT_GRACE_S = 10.0  # a run this new may not be known to the scheduler yet
+SCHEDULER_ENV = "MNISTNET_SCHEDULER"
+# One task per worker thread (no task waits on a busy worker: it stays queued on the
+# scheduler), and a task whose worker died is not run again: its run is marked interrupted.
+DASK_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+def task_key(run_id: int) -> str:
+    return f"mnistnet-run-{run_id}"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _run_states(dask_scheduler=None) -> dict:
+    """On the scheduler: {key: state} of mnistnet's run tasks."""
+    return {str(k): ts.state for k, ts in dask_scheduler.tasks.items() if str(k).startswith("mnistnet-run-")}
+
+
+class Embedded:
+    """A scheduler and `n_workers` single-threaded workers as child processes of this one.
+
+    Started from a long-lived thread: each child gets SIGKILL when that thread's process ends
+    (PR_SET_PDEATHSIG), so the cluster never outlives the server, even one killed with -9.
+    """
+
+    def __init__(self, n_workers: int | None = None):
+        self.n_workers = n_workers or os.cpu_count() or 1
+        self.folder = tempfile.mkdtemp(prefix="mnistnet-dask-")
+        self.env = {**os.environ, **DASK_ENV, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.scheduler: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.address: str | None = None
+        self._lock = threading.Lock()
+
+    def _popen(self, args: list[str], name: str) -> subprocess.Popen:
+        log_file = open(os.path.join(self.folder, f"{name}.log"), "ab")  # noqa: SIM115 (the child keeps it)
+        return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env, stdout=log_file,
+                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the scheduler and the workers -> the scheduler's address."""
+        sched_file = os.path.join(self.folder, "scheduler.json")
+        self.scheduler = self._popen(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                                      "--no-dashboard", "--scheduler-file", sched_file], "scheduler")
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(sched_file):
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the training cluster's scheduler did not start (see "
+                                   f"{self.folder}/scheduler.log)")
+            time.sleep(0.05)
+        time.sleep(0.05)  # written in one go; a moment for it to be complete
+        self.address = json.loads(Path(sched_file).read_text())["address"]
+        self.workers = [self._start_worker(i) for i in range(self.n_workers)]
+        return self.address
+
+    def _start_worker(self, i: int) -> subprocess.Popen:
+        return self._popen(["distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny",
+                            "--no-dashboard", "--name", f"mnistnet-{i}", "--death-timeout", "60"], f"worker-{i}")
+
+    def restart_worker(self, pid: int | None, address: str | None) -> bool:
+        """Kill the worker process `pid` and start a new one in its place."""
+        with self._lock:
+            for i, w in enumerate(self.workers):
+                if w.pid == pid:
+                    w.kill()
+                    w.wait()
+                    self.workers[i] = self._start_worker(i)
+                    return True
+        return False
+
+    def replace_dead_workers(self) -> None:
+        with self._lock:
+            for i, w in enumerate(self.workers):
+                if w.poll() is not None:
+                    log.warning("training worker %d ended (exit code %s); starting another", i, w.returncode)
+                    self.workers[i] = self._start_worker(i)
+
+    def close(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            if p is not None and p.poll() is None:
+                p.terminate()
+        for p in [*self.workers, self.scheduler]:
+            if p is not None:
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+class Cluster:
+    """Submits the store's runs to Dask and keeps their rows true to what the scheduler knows."""
+
+    def __init__(self, store: Store, address: str | None = None, n_workers: int | None = None):
+        self.store = store
+        self.embedded = None if address else Embedded(n_workers)
+        self.address = address or self.embedded.start()
+        self.client = Client(self.address, timeout=30, set_as_default=False)
+
+    @classmethod
+    def from_env(cls, store: Store) -> Cluster:
+        """The cluster at MNISTNET_SCHEDULER, or an embedded one."""
+        return cls(store, os.environ.get(SCHEDULER_ENV) or None)
+
+    def submit(self, run_id: int) -> None:
+        """Queue run `run_id` (a queued row of the store) on the cluster."""
+        future = self.client.submit(run_task, self.store.url, run_id, key=task_key(run_id), pure=False)
+        fire_and_forget(future)  # it runs even if this server goes away: the store is the channel
+
+    def cancel(self, run_id: int) -> None:
+        """Drop a queued run's task (its row says stopped already)."""
+        Future(task_key(run_id), self.client).cancel()
+
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def reconcile(self) -> None:
+        """Restart workers that ignore Stop; mark runs whose task or worker is gone."""
+        if self.embedded is not None:
+            self.embedded.replace_dead_workers()
+        active = self.store.list_runs(statuses=("queued", "running"))
+        if not active:
+            return
+        states = self.client.run_on_scheduler(_run_states)
+        workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        now = time.time()
+        for run in active:
+            if run["scheduler"] != self.address:
+                self._check_foreign(run)
+                continue
+            state = states.get(task_key(run["id"]))
+            if run["status"] == "running" and run["stop_requested"] and self._overdue(run, now):
+                self._force_stop(run)
+            elif run["status"] == "running" and (run["worker"] not in workers or state in (None, "erred")):
+                self.store.mark_ended([run["id"]], "interrupted", lambda n: interrupted_message("worker", n))
+            elif run["status"] == "queued" and state in (None, "erred") and now - run["started_at"] > SUBMIT_GRACE_S:
+                self.store.mark_ended([run["id"]], "interrupted", lambda n: "the cluster lost it before it started")
+
+    def _overdue(self, run: dict, now: float) -> bool:
+        asked = self.store.stop_requested_at(run["id"])
+        return asked is not None and now - asked > STOP_GRACE_S
+
+    def _force_stop(self, run: dict) -> None:
+        """Mark the run stopped (its last finished epoch's model stays), then restart its worker."""
+        self.store.mark_ended([run["id"]], "stopped", lambda n: (
+            f"it did not stop within {STOP_GRACE_S:.0f} s, so its worker was restarted; "
+            + (f"the model of epoch {n} is kept" if n else "no epoch had finished, so there is no model")))
+        if self.embedded is not None:
+            self.embedded.restart_worker(run["pid"], run["worker"])
+        else:
+            self.client.restart_workers([run["worker"]], raise_for_error=False)
+
+    def _check_foreign(self, run: dict) -> None:
+        """A run on another scheduler: interrupted if that scheduler no longer answers."""
+        addr = run["scheduler"]
+        if addr is None or not addr.startswith("tcp://"):
+            return
+        host, _, port = addr[len("tcp://"):].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return
+        except OSError:
+            self.store.mark_ended([run["id"]], "interrupted", lambda n: interrupted_message("server", n))
+
+    def close(self) -> None:
+        self.client.close()
+        if self.embedded is not None:
+            self.embedded.close()

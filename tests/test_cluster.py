@@ -1,0 +1,166 @@
+"""Training on a real Dask cluster: an embedded scheduler and two workers (child processes, as
+the app starts them), with the store as the channel. Queueing, progress, stop while queued,
+stop while running, a worker that ignores Stop, a worker killed mid-run, a server that died.
+"""
+
+import os
+import signal
+import socket
+import statistics
+import time
+
+import pytest
+from cluster_tasks import stubborn
+from distributed import fire_and_forget
+
+from mnistnet import TrainConfig, load_mnist
+from mnistnet.cluster import STOP_GRACE_S, Cluster, task_key
+from mnistnet.store import Store
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMALL = TrainConfig(epochs=2, train_size=2000, learning_rate=0.1, progress_every=5).to_dict()
+LONG = TrainConfig(epochs=60, train_size=20000, learning_rate=0.1, progress_every=5).to_dict()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = Store(f"sqlite:///{tmp_path_factory.mktemp('cluster')}/store.sqlite3")
+    s.import_mnist(load_mnist())
+    return s
+
+
+@pytest.fixture(scope="module")
+def cluster(store):
+    os.environ["PYTHONPATH"] = os.pathsep.join([HERE, *filter(None, [os.environ.get("PYTHONPATH")])])
+    c = Cluster(store, n_workers=2)  # its workers can import cluster_tasks
+    deadline = time.monotonic() + 60
+    while c.workers() < 2:
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.1)
+    yield c
+    c.close()
+
+
+def wait(store, cluster, run_id, statuses, timeout=120.0, reconcile=True) -> dict:
+    """Poll the store (and reconcile, as the app's watchdog does) until the run reaches one of
+    `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = store.run(run_id)
+        if row["status"] in statuses:
+            return row
+        assert time.monotonic() < deadline, f"run {run_id} is still {row['status']}"
+        if reconcile:
+            cluster.reconcile()
+        time.sleep(0.1)
+
+
+def submit(store, cluster, config=SMALL, hidden=(32,), owner="alice") -> int:
+    run_id = store.submit_run(owner, (784, *hidden, 10), config, "app", scheduler=cluster.address,
+                              spec={"make_current": True})
+    cluster.submit(run_id)
+    return run_id
+
+
+def test_more_runs_than_workers_queue_and_all_finish(store, cluster):
+    ids = [submit(store, cluster, owner=f"v{i}") for i in range(4)]
+    positions = [store.queue_position(i) for i in ids if store.run(i)["status"] == "queued"]
+    assert positions == sorted(positions)
+    rows = [wait(store, cluster, i, ("finished",)) for i in ids]
+    for row in rows:
+        assert row["epochs"] == 2 and row["model_id"] is not None and row["progress"]["samples_seen"] == 4000
+        assert row["worker"].startswith("tcp://127.0.0.1:") and row["losses"]
+        assert [e["epoch"] for e in store.run_epochs(row["id"])] == [1, 2]
+        assert store.current(row["owner"])["model_id"] == row["model_id"]  # made current, by its owner
+    assert len({r["worker"] for r in rows}) == 2  # both workers trained
+
+
+def test_stop_while_queued_never_runs(store, cluster):
+    busy = [submit(store, cluster, LONG, owner="busy") for _ in range(2)]
+    wait(store, cluster, busy[1], ("running",), reconcile=False)
+    queued = submit(store, cluster)
+    assert store.run(queued)["status"] == "queued" and store.queue_position(queued) == 0
+    assert store.request_stop(queued, "alice") == "stopped"
+    cluster.cancel(queued)
+    for run_id in busy:
+        store.request_stop(run_id, "busy")
+    for run_id in busy:
+        assert wait(store, cluster, run_id, ("stopped",))["error"] is None
+    time.sleep(1.0)
+    row = store.run(queued)
+    assert row["status"] == "stopped" and row["running_at"] is None and row["epochs"] == 0
+
+
+def test_stop_while_running_keeps_the_last_model(store, cluster):
+    run_id = submit(store, cluster, LONG)
+    row = wait(store, cluster, run_id, ("running",))
+    while not store.run_epochs(run_id):
+        time.sleep(0.1)
+    asked = time.monotonic()
+    store.request_stop(run_id, "alice")
+    row = wait(store, cluster, run_id, ("stopped",))
+    assert time.monotonic() - asked < 2.0
+    assert row["model_id"] is not None and row["epochs"] >= 2  # finished epochs + the partial one
+    assert store.run_epochs(run_id)[-1]["partial"]
+
+
+def test_a_worker_that_ignores_stop_is_restarted_and_the_run_stopped(store, cluster):
+    run_id = store.submit_run("alice", (784, 32, 10), SMALL, "app", scheduler=cluster.address)
+    fire_and_forget(cluster.client.submit(stubborn, store.url, run_id, key=task_key(run_id), pure=False))
+    row = wait(store, cluster, run_id, ("running",), reconcile=False)
+    pid = row["pid"]
+    asked = time.monotonic()
+    store.request_stop(run_id, "alice")
+    row = wait(store, cluster, run_id, ("stopped",))
+    took = time.monotonic() - asked
+    assert STOP_GRACE_S <= took < STOP_GRACE_S + 3
+    assert "did not stop within" in row["error"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # that worker is gone...
+    deadline = time.monotonic() + 60
+    while cluster.workers() < 2:  # ... and another took its place
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    after = submit(store, cluster)
+    assert wait(store, cluster, after, ("finished",))["epochs"] == 2
+
+
+def test_a_worker_killed_mid_run_marks_its_run_interrupted(store, cluster):
+    run_id = submit(store, cluster, LONG)
+    wait(store, cluster, run_id, ("running",))
+    while not store.run_epochs(run_id):
+        time.sleep(0.1)
+    os.kill(store.run(run_id)["pid"], signal.SIGKILL)
+    row = wait(store, cluster, run_id, ("interrupted",))
+    n = len(store.run_epochs(run_id))
+    assert row["error"] == f"the worker stopped during epoch {n + 1}; the model of epoch {n} is kept"
+    assert row["model_id"] is not None
+    others = [submit(store, cluster) for _ in range(2)]  # the cluster goes on
+    for other in others:
+        assert wait(store, cluster, other, ("finished",))["status"] == "finished"
+
+
+def test_a_run_of_a_server_that_died_is_interrupted(store, cluster):
+    with socket.socket() as s:  # a port nothing listens on: a scheduler that died with its server
+        s.bind(("127.0.0.1", 0))
+        gone = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    run_id = store.submit_run("alice", (784, 32, 10), SMALL, "app", scheduler=gone)
+    store.claim_run(run_id, "tcp://127.0.0.1:1", "elsewhere", 1)
+    cluster.reconcile()
+    row = store.run(run_id)
+    assert row["status"] == "interrupted"
+    assert row["error"] == "the server stopped during epoch 1; no epoch had finished, so there is no model"
+
+
+def test_stop_to_stopped_is_quick(store, cluster):
+    """Stop -> stopped, ten times, on a run that reads its flag (the median is reported by
+    bench/stop.py; here only a generous bound)."""
+    times = []
+    for _ in range(3):
+        run_id = submit(store, cluster, LONG)
+        wait(store, cluster, run_id, ("running",), reconcile=False)
+        t = time.monotonic()
+        store.request_stop(run_id, "alice")
+        wait(store, cluster, run_id, ("stopped",), reconcile=False)
+        times.append(time.monotonic() - t)
+    assert statistics.median(times) < 1.5, times

@@ -1,0 +1,109 @@
+"""Cached resources, one per server process: the store, the training cluster and MNIST.
+
+The bottom layer of ui/: imports streamlit, threadpoolctl and mnistnet only. Getters have no
+side effects beyond making the resource once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import streamlit as st
+from threadpoolctl import threadpool_limits
+
+from mnistnet import DataError, load_mnist
+from mnistnet.cluster import Cluster
+from mnistnet.store import Store
+
+RECONCILE_S = 1.0
+log = logging.getLogger("mnistnet.app")
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> Store:
+    """The server's store (SQLite in the user data folder unless MNISTNET_DB_URL says otherwise)."""
+    # OpenBLAS's thread count is process-wide: the server's own predictions take one core at
+    # most, leaving the other to the training workers.
+    threadpool_limits(limits=1, user_api="blas")
+    return Store()
+
+
+class Trainer:
+    """The training cluster, started at the first training (never at page load: cold start
+    stays as it was), and a watchdog thread that keeps the store's runs true to it.
+
+    The thread that starts the embedded cluster lives as long as the server, because its
+    children die with it (PR_SET_PDEATHSIG follows the thread that started them).
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._ready = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+        self.cluster: Cluster | None = None
+        self.error: str | None = None
+
+    def get(self, timeout: float = 120.0) -> Cluster:
+        """The cluster, starting it on first use; RuntimeError with a sentence if it cannot start."""
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._main, name="mnistnet-trainer", daemon=True).start()
+        if not self._ready.wait(timeout) or self.cluster is None:
+            raise RuntimeError(self.error or "the training cluster did not start in time; try again")
+        return self.cluster
+
+    def _main(self) -> None:
+        try:
+            self.cluster = Cluster.from_env(self.store)
+        except Exception:
+            log.exception("the training cluster could not start")
+            self.error = "the training cluster could not start (the server log says why)"
+        finally:
+            self._ready.set()
+        while self.cluster is not None:
+            try:
+                self.cluster.reconcile()
+            except Exception:  # logged, and tried again: the watchdog must not die
+                log.exception("checking the runs against the cluster failed")
+            time.sleep(RECONCILE_S)
+
+
+@st.cache_resource(show_spinner=False)
+def trainer() -> Trainer:
+    return Trainer(store())
+
+
+class _Data:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.mnist = None
+
+
+@st.cache_resource(show_spinner=False)
+def _data() -> _Data:
+    return _Data()
+
+
+def mnist_loaded() -> bool:
+    return _data().mnist is not None
+
+
+def mnist(report=None):
+    """MNIST as `load_mnist()` returns it, imported into the store once from the verified
+    files. report(name, done, total) follows a first download. DataError says what to do."""
+    d = _data()
+    if d.mnist is None:
+        with d.lock:
+            if d.mnist is None:
+                s = store()
+                if not s.has_mnist():
+                    s.import_mnist(load_mnist(report))
+                d.mnist = s.load_mnist()
+    return d.mnist
+
+
+__all__ = ["store", "trainer", "mnist", "DataError", "Trainer"]

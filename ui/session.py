@@ -1,0 +1,117 @@
+"""The session's layer: who the visitor is and their current model, read from the store.
+
+Imports streamlit, numpy, mnistnet, ui.identity and ui.resources. The current model lives in
+the store (per owner), so it comes back after any reload, on any page, in any tab. A session
+keeps only caches: the loaded model and its test-set probabilities. Getters have no side
+effects but these caches.
+
+Tests inject small data and a model through `st.session_state[INJECT_KEY]` (an `Injected`),
+so an AppTest run never loads MNIST or trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from mnistnet import MLP, metrics
+from ui import identity, resources
+
+INJECT_KEY = "mnistnet.inject"
+LOADED_KEY = "session.loaded"  # (model id, MLP): the last model loaded from the store
+PREDICTIONS_KEY = "session.predictions"  # (MLP, (n, 10) float32 test probabilities)
+DEFAULT_RUN = "default_run"  # meta key: the run that trains the store's default model
+SERVER_OWNER = "mnistnet"  # owns the default model's run: no visitor can stop or delete it
+
+
+@dataclass
+class Injected:
+    """Test hook: data shaped like `load_mnist()` and optionally a current model."""
+
+    data: object
+    model: MLP | None = None
+
+
+@dataclass
+class ModelEntry:
+    """A model, its id in the store (None when injected) and where it came from, in words."""
+
+    model: MLP
+    source: str
+    model_id: int | None = None
+    test_accuracy: float | None = None
+
+
+def owner() -> str | None:
+    return identity.owner()
+
+
+def data(report=None):
+    """MNIST (or the injected data); report(name, done, total) follows a first download."""
+    inj = st.session_state.get(INJECT_KEY)
+    return inj.data if inj is not None else resources.mnist(report)
+
+
+def data_ready() -> bool:
+    return INJECT_KEY in st.session_state or resources.mnist_loaded()
+
+
+def _load(model_id: int) -> MLP:
+    cached = st.session_state.get(LOADED_KEY)
+    if cached is not None and cached[0] == model_id:
+        return cached[1]
+    model = resources.store().load_model(model_id)
+    st.session_state[LOADED_KEY] = (model_id, model)
+    return model
+
+
+def default_run() -> dict | None:
+    """The run that trains (or trained) the store's default model, if one was started."""
+    raw = resources.store().get_meta(DEFAULT_RUN)
+    return resources.store().run(int(raw)) if raw else None
+
+
+def default_entry() -> ModelEntry | None:
+    run = default_run()
+    if run is None or run["status"] != "finished" or run["model_id"] is None:
+        return None
+    return ModelEntry(_load(run["model_id"]), f"the seed preset (the course report's recipe), trained once "
+                      f"for this lab (run #{run['id']}) and shared by everyone using it", run["model_id"],
+                      run["test_accuracy"])
+
+
+def current() -> ModelEntry | None:
+    """The visitor's current model, else the lab's default model, else None."""
+    who = owner()
+    row = resources.store().current(who) if who else None
+    inj = st.session_state.get(INJECT_KEY)
+    if row is None and inj is not None:
+        return ModelEntry(inj.model, "a model injected by a test") if inj.model is not None else None
+    if row is None:
+        return default_entry()
+    return ModelEntry(_load(row["model_id"]), row["source"], row["model_id"], row["test_accuracy"])
+
+
+def set_current(model_id: int, source: str, test_accuracy: float | None = None) -> None:
+    resources.store().set_current(owner(), model_id, source, test_accuracy)
+
+
+def test_probabilities(entry: ModelEntry) -> np.ndarray:
+    """(n_test, 10) float32 probabilities of `entry`'s model on the test set, kept per session."""
+    cached = st.session_state.get(PREDICTIONS_KEY)
+    if cached is not None and cached[0] is entry.model:
+        return cached[1]
+    probs = entry.model.predict_proba(data().test.images)
+    st.session_state[PREDICTIONS_KEY] = (entry.model, probs)
+    return probs
+
+
+def test_summary(entry: ModelEntry) -> dict:
+    """Test accuracy with exact counts and the confusion matrix of `entry`'s model."""
+    probs = test_probabilities(entry)
+    labels = data().test.labels
+    cm = metrics.confusion_matrix(labels, probs.argmax(axis=1))
+    correct, total = int(np.trace(cm)), int(len(labels))
+    return {"correct": correct, "total": total, "accuracy": correct / max(total, 1), "confusion": cm}
