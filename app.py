@@ -39,3 +39,5 @@ st.page_link("pages/4_Runs.py", label="Runs: yours and everyone's; compare, reus
              icon=":material/history:")
 st.page_link("pages/5_Data.py", label="Data: the samples in the store; upload your own digits",
              icon=":material/database:")
+st.page_link("pages/6_Sweep.py", label="Sweep: train many networks at once and compare them",
+             icon=":material/tune:")

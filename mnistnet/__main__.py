@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -19,8 +20,9 @@ from .drawing import preprocess_drawing
 from .metrics import evaluate_scaled
 from .modelfile import load_model, save_model
 from .network import MLP
-from .runs import train_recorded
 from .train import PRESETS, TrainingDiverged, preset
+
+CLI_OWNER = "cli"  # the owner of runs started from the command line (mnistnet.store's too)
 
 
 class UsageError(Exception):
@@ -61,7 +63,9 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _store():
-    from .store import Store  # SQLAlchemy loads only for the commands that use the store
+    # SQLAlchemy loads only for the commands that use the store (fetch, train, runs, sweep):
+    # `predict` and `evaluate` stay as light as `import mnistnet`.
+    from .store import Store
     return Store()
 
 
@@ -126,6 +130,7 @@ def cmd_train(args) -> int:
                 sys.stderr.write(f"\nepoch {p.epoch}: test {t['correct']:,}/{t['total']:,} "
                                  f"= {t['accuracy'] * 100:.2f}%, {p.epoch_record['seconds']:.1f} s\n")
     try:
+        from .runs import train_recorded  # with the store (see _store)
         run = train_recorded(store, model, d, config, "cli", on_progress=progress)
     except TrainingDiverged as e:
         print(f"mnistnet: training failed: {e}", file=sys.stderr)
@@ -149,6 +154,67 @@ def cmd_train(args) -> int:
               f"{result['test_accuracy'] * 100:.2f}%  ({sum(result['epoch_seconds']):.1f} s)"
               + (f"; model saved to {args.out}" if args.out else ""))
     return 0
+
+
+def _floats(values, name):
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        raise UsageError(f"--{name} takes numbers, got {' '.join(values)}") from None
+
+
+def _ints(values, name):
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise UsageError(f"--{name} takes whole numbers, got {' '.join(values)}") from None
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import SweepSpec, plan  # with the store and the cluster (see _store)
+
+    spec = SweepSpec(hidden=tuple(_hidden(h) for h in args.hidden), learning_rate=_floats(args.lr, "lr"),
+                     batch_size=_ints(args.batch_size, "batch-size"), epochs=_ints(args.epochs, "epochs"),
+                     momentum=_floats(args.momentum, "momentum"), lr_schedule=tuple(args.schedule),
+                     weight_decay=_floats(args.weight_decay, "weight-decay"),
+                     shift_pixels=_ints(args.shifts, "shifts"), seed=_ints(args.seeds, "seeds"),
+                     mode="random" if args.random else "grid", n=args.random, train_size=args.train_size)
+    plan(spec)  # every bad value is refused before anything starts
+    store = _store()
+    _load_data(args.quiet, store)  # MNIST in the store before the workers look for it
+    from .cluster import Cluster, follow_sweep
+
+    cluster = Cluster(store, os.environ.get("MNISTNET_SCHEDULER") or None, n_workers=args.workers)
+    try:
+        sweep_id = cluster.submit_sweep(CLI_OWNER, spec)
+        if not args.quiet:
+            print(f"sweep #{sweep_id}: {len(plan(spec))} runs on {cluster.address}", file=sys.stderr)
+        try:
+            rows, seconds = follow_sweep(cluster, sweep_id, None if args.quiet else (
+                lambda r: print("  ended " + _sweep_line(r), file=sys.stderr)))
+        except KeyboardInterrupt:
+            for r in store.list_runs(sweep_id=sweep_id, statuses=("queued", "running")):
+                store.request_stop(r["id"], CLI_OWNER)
+            raise
+    finally:
+        cluster.close()
+    rows.sort(key=lambda r: -(r["test_accuracy"] or 0))
+    if args.json:
+        print(json.dumps({"sweep_id": sweep_id, "seconds": seconds, "runs": rows}))
+    else:
+        print(f"sweep #{sweep_id}: {len(rows)} runs in {seconds:.1f} s")
+        for r in rows:
+            print("  " + _sweep_line(r))
+    return 0 if all(r["status"] == "finished" for r in rows) else 1
+
+
+def _sweep_line(r: dict) -> str:
+    c = r["config"]
+    acc = f"{100 * r['test_accuracy']:.2f}%" if r["test_accuracy"] is not None else "-"
+    return (f"#{r['id']:<5} {r['status']:<11} {acc:>7}  {'-'.join(map(str, r['layer_sizes'])):<18} "
+            f"lr {c['learning_rate']:<6g} batch {c['batch_size']:<5} epochs {c['epochs']:<3} "
+            f"momentum {c['momentum']:<4g} {c['lr_schedule']:<8} wd {c['weight_decay']:<6g} "
+            f"shifts {c['shift_pixels']} seed {c['seed']}" + (f"  ({r['error']})" if r["error"] else ""))
 
 
 def cmd_evaluate(args) -> int:
@@ -221,6 +287,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+    sw = sub.add_parser("sweep", help="train a grid (or a random sample) of networks on a Dask cluster",
+                        description="Every option takes one or more values; the sweep tries their "
+                        "combinations. The cluster is MNISTNET_SCHEDULER's, or one started here.")
+    sw.add_argument("--hidden", nargs="+", default=["512,256"], help="hidden sizes, e.g. 512,256 256,128")
+    sw.add_argument("--lr", nargs="+", default=["0.13"])
+    sw.add_argument("--batch-size", nargs="+", default=["50"])
+    sw.add_argument("--epochs", nargs="+", default=["2"])
+    sw.add_argument("--momentum", nargs="+", default=["0"])
+    sw.add_argument("--schedule", nargs="+", default=["constant"], choices=["constant", "cosine"])
+    sw.add_argument("--weight-decay", nargs="+", default=["0"])
+    sw.add_argument("--shifts", nargs="+", default=["0"], help="random shifts of up to N pixels")
+    sw.add_argument("--seeds", nargs="+", default=["0"])
+    sw.add_argument("--random", type=int, metavar="N", help="a random sample of N combinations, not the grid")
+    sw.add_argument("--train-size", type=int, help="train on the first N training images")
+    sw.add_argument("--workers", type=int, help="workers of the cluster started here (default: one per core)")
+    sw.add_argument("--json", action="store_true")
+    sw.add_argument("--quiet", action="store_true")
+    sw.set_defaults(func=cmd_sweep)
     ru = sub.add_parser("runs", help="list the recorded training runs")
     ru.add_argument("--json", action="store_true")
     ru.set_defaults(func=cmd_runs)
@@ -248,8 +332,11 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f"mnistnet: error: {e}", file=sys.stderr)
         return 1
-    except Exception as e:  # a database driver's error, for one: a message, not a traceback
-        print(f"mnistnet: error: {type(e).__name__}: {e}", file=sys.stderr)
+    except Exception:  # a database driver's error, for one: a sentence, never its SQL or class
+        if os.environ.get("MNISTNET_DEBUG"):
+            raise
+        print("mnistnet: error: something unexpected went wrong; run again with MNISTNET_DEBUG=1 "
+              "to see the details", file=sys.stderr)
         return 1
 
 

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,18 @@ from pathlib import Path
 
 from distributed import Client, Future, fire_and_forget
 
-from .store import Store, interrupted_message
+from .store import Store, interrupted_message, scheduler_answers
+from .sweep import SweepSpec, plan
 from .tasks import run_task
 
 STOP_GRACE_S = 5.0  # Stop -> worker restarted if the run has not ended by then
 SUBMIT_GRACE_S = 10.0  # a run this new may not be known to the scheduler yet
 SCHEDULER_ENV = "MNISTNET_SCHEDULER"
-# One task per worker thread (no task waits on a busy worker: it stays queued on the
-# scheduler), and a task whose worker died is not run again: its run is marked interrupted.
+# Many runs at once wait on the scheduler, not behind a busy worker (worker saturation 1.0),
+# and one BLAS thread per worker. A task whose worker died is run again elsewhere by Dask: a
+# run that had started finds itself no longer queued and returns at once (its row says
+# interrupted), while one that was only waiting on that worker trains as if nothing happened.
 DASK_ENV = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
-            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -48,9 +49,32 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _run_states(dask_scheduler=None) -> dict:
-    """On the scheduler: {key: state} of mnistnet's run tasks."""
-    return {str(k): ts.state for k, ts in dask_scheduler.tasks.items() if str(k).startswith("mnistnet-run-")}
+def _scheduler_view(dask_scheduler=None) -> dict:
+    """On the scheduler, in one go: {"tasks": {key: state} of mnistnet's run tasks, "workers":
+    [address]}. (Client.scheduler_info can answer from a stale copy: once, under load, with no
+    workers at all.)"""
+    return {"tasks": {str(k): ts.state for k, ts in dask_scheduler.tasks.items()
+                      if str(k).startswith("mnistnet-run-")},
+            "workers": list(dask_scheduler.workers)}
+
+
+def follow_sweep(cluster: Cluster, sweep_id: int, on_end=None, poll_s: float = 0.5) -> tuple[list[dict], float]:
+    """Wait for every run of a sweep to end, keeping the store true to the cluster meanwhile;
+    on_end(row) for each run as it ends. -> (the runs, seconds from the first submit)."""
+    store = cluster.store
+    seen: set[int] = set()
+    while True:
+        cluster.reconcile()
+        rows = store.list_runs(sweep_id=sweep_id)
+        for r in rows:
+            if r["status"] not in ("queued", "running") and r["id"] not in seen:
+                seen.add(r["id"])
+                if on_end:
+                    on_end(r)
+        if all(r["status"] not in ("queued", "running") for r in rows):
+            start = min(r["started_at"] for r in rows)
+            return rows, max(r["ended_at"] or start for r in rows) - start
+        time.sleep(poll_s)
 
 
 class Embedded:
@@ -144,12 +168,23 @@ class Cluster:
         future = self.client.submit(run_task, self.store.url, run_id, key=task_key(run_id), pure=False)
         fire_and_forget(future)  # it runs even if this server goes away: the store is the channel
 
+    def submit_sweep(self, owner: str, spec: SweepSpec, n_train: int = 50_000) -> int:
+        """Queue every run of `spec` (checked first: ValueError names a bad value) as a sweep
+        of `owner`'s -> the sweep's id."""
+        runs = plan(spec, n_train)
+        sweep_id = self.store.create_sweep(owner, spec.to_dict())
+        for hidden, config in runs:
+            run_id = self.store.submit_run(owner, (784, *hidden, 10), config.to_dict(), "sweep",
+                                           scheduler=self.address, sweep_id=sweep_id)
+            self.submit(run_id)
+        return sweep_id
+
     def cancel(self, run_id: int) -> None:
         """Drop a queued run's task (its row says stopped already)."""
         Future(task_key(run_id), self.client).cancel()
 
     def workers(self) -> int:
-        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+        return len(self.client.run_on_scheduler(_scheduler_view)["workers"])
 
     def reconcile(self) -> None:
         """Restart workers that ignore Stop; mark runs whose task or worker is gone."""
@@ -158,8 +193,8 @@ class Cluster:
         active = self.store.list_runs(statuses=("queued", "running"))
         if not active:
             return
-        states = self.client.run_on_scheduler(_run_states)
-        workers = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        view = self.client.run_on_scheduler(_scheduler_view)
+        states, workers = view["tasks"], set(view["workers"])
         now = time.time()
         for run in active:
             if run["scheduler"] != self.address:
@@ -188,15 +223,7 @@ class Cluster:
             self.client.restart_workers([run["worker"]], raise_for_error=False)
 
     def _check_foreign(self, run: dict) -> None:
-        """A run on another scheduler: interrupted if that scheduler no longer answers."""
-        addr = run["scheduler"]
-        if addr is None or not addr.startswith("tcp://"):
-            return
-        host, _, port = addr[len("tcp://"):].rpartition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                return
-        except OSError:
+        if not scheduler_answers(run["scheduler"]):
             self.store.mark_ended([run["id"]], "interrupted", lambda n: interrupted_message("server", n))
 
     def close(self) -> None:

@@ -17,7 +17,9 @@ table = [{"source": src if src == "mnist" else f"{src} (yours)", **{str(d): coun
 theirs = sum(everyone.get((s, d), 0) - counts.get((s, d), 0) for s in SOURCES[1:] for d in range(10))
 st.caption("Samples in the store, per digit and where they came from: MNIST (imported once from the "
            f"verified files), your uploads, and drawings you kept on the Draw page. Other visitors have kept "
-           f"{theirs:,} digits of their own.")
+           f"{theirs:,} digit{'' if theirs == 1 else 's'} of their own.")
+if msg := st.session_state.pop("data.stored", None):
+    st.success(msg)
 st.dataframe(table, hide_index=True, width="stretch")
 
 st.subheader("Browse")
@@ -40,7 +42,8 @@ st.caption("PNG or JPEG images, several at once, each with its digit; or a .zip 
            f"(0/, 1/, ...). Up to {MAX_FILE // 2**20} MB a file. Each image is prepared like a drawing: cropped, "
            "scaled to 20 px and centred; what you see below is what will be stored.")
 files = st.file_uploader("Images or a .zip", type=["png", "jpg", "jpeg", "zip"], accept_multiple_files=True,
-                         key="data.files", max_upload_size=MAX_FILE // 2**20)
+                         key=f"data.files.{st.session_state.get('data.files.n', 0)}",  # a new one after storing
+                         max_upload_size=MAX_FILE // 2**20)
 if files:
     labels, bad = {}, []
     images = [f for f in files if not f.name.lower().endswith(".zip")]
@@ -65,6 +68,9 @@ if files:
         except UploadError as e:
             st.error(f"Nothing was stored: {e}")
         else:
-            st.success(f"Stored {len(ids)} digit(s). They take part in \"Fine-tune on my digits\" on the Draw page.")
+            st.session_state["data.stored"] = (f"Stored {len(ids)} digit(s). They take part in \"Fine-tune on "
+                                               "my digits\" on the Draw page.")
+            st.session_state["data.files.n"] = st.session_state.get("data.files.n", 0) + 1
+            st.rerun()  # the counts above include them
     if bad:
         st.caption("Remove the files marked above (the × next to each) to add the others.")

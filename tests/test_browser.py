@@ -405,3 +405,10 @@ def test_keep_drawings_fine_tune_and_see_runs_and_data(page, app_url):
     expect(page.get_by_text(re.compile(r"The first \d+ of"))).to_be_visible(timeout=STEP_MS)
     shot(page, "page-data")
     assert_no_exception(page)
+
+
+def server_errors(log_text: str) -> list[str]:
+    """The tracebacks in a server log, but for Streamlit's own complaint when a browser drops
+    its websocket (a reload, a closed tab): Starlette's WebSocketDisconnected."""
+    blocks = log_text.split("Traceback (most recent call last):")[1:]
+    return [b for b in blocks if "WebSocketDisconnected" not in b and "websockets" not in b]

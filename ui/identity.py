@@ -38,7 +38,8 @@ def login_enabled() -> bool:
 def _account() -> tuple[str, str] | None:
     if not login_enabled() or not st.user.is_logged_in:
         return None
-    ident = st.user.get("sub") or st.user.get("email")
+    sub = st.user.get("sub") or st.user.get("email")
+    ident = f"{st.user.get('iss') or ''} {sub}" if sub else None  # one provider's sub is not another's
     name = st.user.get("email") or st.user.get("name") or "you"
     return (_hash("user", str(ident)), str(name)) if ident else None
 
@@ -74,7 +75,7 @@ def login_button() -> None:
     if not login_enabled():
         return
     if st.user.is_logged_in:
-        st.caption(f"Signed in as {st.session_state.get(NAME_KEY, 'you')}.")
+        st.text(f"Signed in as {st.session_state.get(NAME_KEY, 'you')}.")  # plain: a name is not Markdown
         st.button("Sign out", on_click=st.logout, key="identity.logout", icon=":material/logout:")
     else:
         st.caption("Your work is kept for this browser. Sign in to have it everywhere.")

@@ -152,6 +152,27 @@ def stop_unowned(run_id: int) -> None:
         pass
 
 
+def start_sweep(spec, n_train: int) -> int:
+    """Queue a sweep's runs for this visitor -> the sweep's id. JobError if one of theirs is
+    still going, or the cluster cannot take it."""
+    owner = session.owner()
+    if my_active(owner, ("sweep",)):
+        raise JobError("You already have a sweep going: stop it or wait for it to end.")
+    session.data()
+    try:
+        return resources.trainer().get().submit_sweep(owner, spec, n_train)
+    except RuntimeError as e:
+        raise JobError(str(e)) from None
+
+
+def stop_sweep(sweep_id: int) -> str | None:
+    """Stop every queued or running run of one of this visitor's sweeps; a sentence or None."""
+    for r in resources.store().list_runs(sweep_id=sweep_id, statuses=ACTIVE):
+        if msg := stop(r["id"]):
+            return msg
+    return None
+
+
 def start_fine_tune(entry: session.ModelEntry, everyone: bool) -> int:
     """Queue fine-tuning of a copy of `entry`'s model on the visitor's digits (and everyone's
     if asked) mixed into MNIST -> the run id."""

@@ -9,7 +9,8 @@ import streamlit as st
 # (script, label, icon). Our own sidebar links: the pages folder would label the home "app".
 PAGES = [("app.py", "Home", ":material/home:"), ("pages/1_Train.py", "Train", ":material/model_training:"),
          ("pages/2_Analyze.py", "Analyze", ":material/grid_on:"), ("pages/3_Draw.py", "Draw", ":material/draw:"),
-         ("pages/4_Runs.py", "Runs", ":material/history:"), ("pages/5_Data.py", "Data", ":material/database:")]
+         ("pages/4_Runs.py", "Runs", ":material/history:"), ("pages/5_Data.py", "Data", ":material/database:"),
+         ("pages/6_Sweep.py", "Sweep", ":material/tune:")]
 
 
 def configure(title: str) -> None:

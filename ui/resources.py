@@ -14,7 +14,6 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 from mnistnet import DataError, load_mnist
-from mnistnet.cluster import Cluster
 from mnistnet.store import Store
 
 RECONCILE_S = 1.0
@@ -27,7 +26,9 @@ def store() -> Store:
     # OpenBLAS's thread count is process-wide: the server's own predictions take one core at
     # most, leaving the other to the training workers.
     threadpool_limits(limits=1, user_api="blas")
-    return Store()
+    s = Store()
+    s.mark_lost_runs()  # a server that was killed left its runs "running": they say so now
+    return s
 
 
 class Trainer:
@@ -43,10 +44,10 @@ class Trainer:
         self._ready = threading.Event()
         self._started = False
         self._lock = threading.Lock()
-        self.cluster: Cluster | None = None
+        self.cluster = None  # a mnistnet.cluster.Cluster once started
         self.error: str | None = None
 
-    def get(self, timeout: float = 120.0) -> Cluster:
+    def get(self, timeout: float = 120.0):
         """The cluster, starting it on first use; RuntimeError with a sentence if it cannot start."""
         with self._lock:
             if not self._started:
@@ -57,6 +58,10 @@ class Trainer:
         return self.cluster
 
     def _main(self) -> None:
+        # Imported here, not at the top: Dask takes about a second to import, which a page
+        # would otherwise pay on a cold server before anyone trains.
+        from mnistnet.cluster import Cluster
+
         try:
             self.cluster = Cluster.from_env(self.store)
         except Exception:

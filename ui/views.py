@@ -88,6 +88,7 @@ def preload_charts(fig=None) -> None:
     with hidden("plotly-preload"):
         st.plotly_chart(fig if fig is not None else figures.blank_figure(), key="plotly.preload",
                         config={"staticPlot": True})
+        st.progress(0.0)  # the progress bar's code too: a queued run's place shows at once
 
 
 def digit_image(img28: np.ndarray, scale: int = 4) -> Image.Image:

@@ -40,6 +40,19 @@ def _alive(host: str | None, pid: int | None) -> bool:
     return True
 
 
+def scheduler_answers(address: str | None, timeout: float = 1.0) -> bool:
+    """Whether a Dask scheduler listens at `address` (tcp://host:port); True for an address
+    this cannot check."""
+    if address is None or not address.startswith("tcp://"):
+        return True
+    host, _, port = address[len("tcp://"):].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _row(r) -> dict:
     test = json.loads(r["metrics"])["test"] if r["metrics"] else None
     return {"id": r["id"], "status": r["status"], "origin": r["origin"], "owner": r["owner"], "name": r["name"],
@@ -237,6 +250,13 @@ class Store(BaseStore):
                 if done.rowcount:
                     changed.append(run_id)
         return changed
+
+    def mark_lost_runs(self, own_scheduler: str | None = None) -> list[int]:
+        """Runs left queued or running on a scheduler that no longer answers (it ended with its
+        server) -> interrupted, keeping their last finished epoch's model; -> their ids."""
+        lost = [r["id"] for r in self.list_runs(statuses=ACTIVE) if r["scheduler"] not in (None, own_scheduler)
+                and not scheduler_answers(r["scheduler"])]
+        return self.mark_ended(lost, "interrupted", lambda n: interrupted_message("server", n))
 
     def mark_dead_cli_runs(self) -> int:
         """Runs of a process on this host (the CLI) that no longer exists -> interrupted."""
