@@ -22,7 +22,7 @@ from mnistnet import MLP, TrainConfig, TrainingDiverged, load_mnist
 from mnistnet.data import MNIST, Split
 from mnistnet.modelfile import model_bytes
 from mnistnet.runs import fine_tune_config, measure, mix_user_digits, train_recorded, user_samples
-from mnistnet.store import CLI_OWNER, SCHEMA_VERSION, Store, StoreError
+from mnistnet.store import CLI_OWNER, EARLIER, SCHEMA_VERSION, NotAllowed, Store, StoreError
 from mnistnet.uploads import UploadError, import_model_upload, import_uploads
 
 VISITOR = "visitor-1"  # the owner of what a test uploads or draws (schema 3: rows have owners)
@@ -186,6 +186,10 @@ def test_older_schema_upgraded_newer_refused(db_url):
     assert store.schema_version() == SCHEMA_VERSION == 3
     run = store.list_runs()[0]
     assert run["id"] == 7 and run["status"] == "interrupted"  # kept, and a v1 'running' row is stale
+    assert run["owner"] == EARLIER  # rows from before owners belong to one "earlier" owner
+    assert store.list_runs(owner=EARLIER) == [run] and store.list_runs(owner="v-someone") == []
+    with pytest.raises(NotAllowed, match="not yours"):
+        store.delete_run(7, "v-someone")
     store.engine.dispose()
     engine = sa.create_engine(db_url)
     with engine.begin() as c:
@@ -291,3 +295,30 @@ def test_fine_tune_learns_user_digits_keeps_mnist(store, mnist):
     assert measure(model, user)["correct"] >= user_before["correct"]
     assert measure(model, mnist.test)["accuracy"] >= test_before["accuracy"] - 0.003
     assert next(r for r in store.list_runs() if r["id"] == run.run_id)["origin"] == "finetune"
+
+
+def _finished(store, owner, acc):
+    record = {"epoch": 1, "partial": False, "seconds": 1.0, "train_seconds": 1.0, "learning_rate": 0.1,
+              **{s: {"loss": 0.3, "accuracy": acc, "correct": int(acc * 10000), "total": 10000,
+                     "per_digit_errors": [0] * 10} for s in ("train", "val", "test")}}
+    run_id = store.submit_run(owner, (784, 8, 10), TrainConfig().to_dict(), "app", spec={"make_current": True})
+    store.claim_run(run_id, "w")
+    store.add_epoch(run_id, record, MLP((784, 8, 10), seed=run_id))
+    store.end_run(run_id, "finished")
+    return run_id
+
+
+def test_a_far_worse_run_does_not_replace_the_current_model(db_url):
+    """Finding 9: a run on one training image (8.9%) silently replaced a 97.6% model."""
+    store = Store(db_url)
+    good = _finished(store, "alice", 0.976)
+    assert "now your current model" in store.adopt(good)
+    assert store.current("alice")["model_id"] == store.run(good)["model_id"]
+    bad = _finished(store, "alice", 0.089)
+    note = store.adopt(bad)
+    assert note.startswith("Your current model (97.60%) stays current: this run reached only 8.90%")
+    assert store.current("alice")["model_id"] == store.run(good)["model_id"]
+    assert store.run(bad)["spec"]["note"] == note  # the Train page shows it under the run
+    close = _finished(store, "alice", 0.95)  # a little worse: the visitor's newest run becomes current
+    store.adopt(close)
+    assert store.current("alice")["model_id"] == store.run(close)["model_id"]

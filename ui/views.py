@@ -13,6 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from mnistnet import DataError, preset
+from mnistnet.modelfile import model_bytes
 from ui import identity, jobs, nav, session
 
 PAGE_KEY = "ui.page"  # the page this session ran last: tells the Draw page its canvas remounted
@@ -83,7 +84,7 @@ def preload_charts(fig=None) -> None:
     Paid on page load instead, a training run's first charts do not wait for it (nor take
     that CPU from the training).
     """
-    from ui import figures
+    from ui import figures  # here: Plotly loads only on the pages that draw charts (cold start)
 
     with hidden("plotly-preload"):
         st.plotly_chart(fig if fig is not None else figures.blank_figure(), key="plotly.preload",
@@ -195,8 +196,6 @@ def gallery(images: np.ndarray, probs: np.ndarray, indices, per_row: int = 5) ->
 
 def model_download(entry: session.ModelEntry | None) -> None:
     """Download the current model as a .npz file."""
-    from mnistnet.modelfile import model_bytes
-
     if entry is not None:
         model = entry.model
         st.download_button("Download this model (.npz)", data=lambda: model_bytes(model),
