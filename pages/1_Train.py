@@ -15,14 +15,22 @@ n_train = len(views.data().train.labels)
 owner = session.owner()
 active = jobs.my_active(owner)
 run_id = active[0]["id"] if active else None
+if run_id is not None:
+    trainview.show_run(active[0], n_train)
 
 values = trainview.form(n_train, disabled=run_id is not None)
 hidden, config, errors = forms.validate(values, n_train)
 
 
 def start():
+    # What the widgets hold now, not what this run of the page saw: a value typed just before
+    # the click may not have reached this run yet.
+    now_hidden, now_config, now_errors = forms.validate(trainview.values_now(), n_train)
+    if now_errors:
+        st.session_state["train.start_error"] = "Fix the values marked above to start."
+        return
     try:
-        jobs.start(hidden, config)
+        jobs.start(now_hidden, now_config)
     except jobs.JobError as e:
         st.session_state["train.start_error"] = str(e)
 

@@ -59,11 +59,14 @@ def data_ready() -> bool:
 
 
 def _load(model_id: int) -> MLP:
+    # Keyed by id and content: a store upgraded from before schema 3 (SQLite) may give a
+    # deleted model's id to a new one.
+    key = (model_id, resources.store().model_sha256(model_id))
     cached = st.session_state.get(LOADED_KEY)
-    if cached is not None and cached[0] == model_id:
+    if cached is not None and cached[0] == key:
         return cached[1]
     model = resources.store().load_model(model_id)
-    st.session_state[LOADED_KEY] = (model_id, model)
+    st.session_state[LOADED_KEY] = (key, model)
     return model
 
 

@@ -41,6 +41,22 @@ def _number(label: str, field: str, n_train: int, disabled: bool, where=st, **kw
     return value
 
 
+def show_run(run: dict, n_train: int) -> None:
+    """Put a running run's values into the (disabled) form: it shows what is training, in every
+    tab, whatever the widgets held before."""
+    cfg = {**run["config"], "train_size": run["config"].get("train_size") or n_train}
+    _load_values({"hidden": list(run["layer_sizes"][1:-1]), **{f: cfg[f] for f in forms.CONFIG_FIELDS}})
+
+
+def values_now() -> dict:
+    """The form's values as the widgets hold them at this moment: what a callback (Start) must
+    use, since the values the page last drew may be a rerun behind what the visitor typed."""
+    ss = st.session_state
+    layers = int(ss.get(W + "layers") or 1)
+    return {"hidden": [ss.get(f"{W}hidden.{i}", DEFAULT_HIDDEN_SIZE) for i in range(layers)],
+            **{f: ss.get(W + f) for f in forms.CONFIG_FIELDS}}
+
+
 def form(n_train: int, disabled: bool) -> dict:
     """Draw the form; return its values (validate them with forms.validate)."""
     if W + "layers" not in st.session_state:  # first visit, or back from another page

@@ -193,6 +193,10 @@ class BaseStore:
             raise StoreError(f"there is no model #{model_id} in the store (it was deleted)")
         return blob
 
+    def model_sha256(self, model_id: int) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(models.c.sha256).where(models.c.id == model_id)).scalar()
+
     def load_model(self, model_id: int) -> MLP:
         return load_model(self.model_blob(model_id))
 

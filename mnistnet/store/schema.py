@@ -36,6 +36,7 @@ sweeps = sa.Table(
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("spec", sa.Text, nullable=False),  # JSON: what was searched
     sa.Column("created_at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
 )
 runs = sa.Table(
     "runs", metadata,
@@ -61,6 +62,7 @@ runs = sa.Table(
     sa.Column("spec", sa.Text),  # JSON: what else the task needs (fine-tuning's digits)
     sa.Column("sweep_id", sa.Integer, sa.ForeignKey("sweeps.id", ondelete="SET NULL")),
     sa.Index("ix_runs_status", "status"),
+    sqlite_autoincrement=True,  # a deleted run's id is never given to another (links name runs by id)
 )
 epochs = sa.Table(
     "epochs", metadata,
@@ -79,6 +81,7 @@ models = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("owner", sa.String(128)),  # schema 3
     sa.Column("epoch", sa.Integer),  # schema 3: the epochs it has trained (None: unknown)
+    sqlite_autoincrement=True,  # never an id of a deleted model: a cache keyed by id stays right
 )
 drawings = sa.Table(
     "drawings", metadata,
