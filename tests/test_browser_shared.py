@@ -30,6 +30,7 @@ from test_browser import (
     assert_no_exception,
     ensure_model,
     free_port,
+    server_errors,
     set_number,
     settled_canvas,
     shot,
@@ -111,7 +112,7 @@ def lab(tmp_path_factory):
     finally:
         server.stop()
     log = server.log()
-    assert "Traceback" not in log, log[-4000:]
+    assert not server_errors(log), server_errors(log)[0][-4000:]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -692,7 +693,7 @@ def test_a_killed_server_leaves_an_interrupted_run_with_its_model(visitor, tmp_p
             second.stop()
     for server in (first, second):
         if server is not None:
-            assert "Traceback" not in server.log(), server.log()[-4000:]
+            assert not server_errors(server.log()), server_errors(server.log())[0][-4000:]
 
 
 # -- 7. no page shows internals, to anyone ----------------------------------------------------

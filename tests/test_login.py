@@ -32,6 +32,7 @@ from test_browser import (
     VIEWPORT,
     assert_no_exception,
     free_port,
+    server_errors,
     shot,
     wait_healthy,
 )
@@ -118,7 +119,7 @@ def lab(provider, tmp_path_factory):
             stop(proc)
     assert REPO_SECRETS.exists() == had_repo_secrets, f"{REPO_SECRETS} was created or removed"
     server_log = log_path.read_text()
-    assert "Traceback" not in server_log, server_log[-3000:]
+    assert not server_errors(server_log), server_errors(server_log)[0][-3000:]
 
 
 @pytest.fixture(scope="module")
