@@ -57,7 +57,7 @@ def one_run(cluster: Cluster, store: Store) -> tuple[float, float]:
 def sweep(cluster: Cluster, runs: int) -> float:
     spec = SweepSpec(hidden=((512, 256),), seed=tuple(range(runs)))
     sweep_id = cluster.submit_sweep("bench", spec)
-    rows, seconds = follow_sweep(cluster, sweep_id, poll_s=0.1)
+    rows, seconds = follow_sweep(cluster, sweep_id, poll_s=1.0)  # as the app watches: once a second
     assert all(r["status"] == "finished" for r in rows), [r["status"] for r in rows]
     return seconds
 
