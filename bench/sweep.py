@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,14 +69,14 @@ def by_address(folder: str, n_workers: int = 2):
     log = open(os.path.join(folder, "dask.log"), "w")  # noqa: SIM115 (lives with the processes)
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                "--port", "0", "--no-dashboard", "--scheduler-file", sched_file],
-                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)]
+                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)]
     while not os.path.exists(sched_file):
         time.sleep(0.05)
     time.sleep(0.2)
     address = json.loads(Path(sched_file).read_text())["address"]
     procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
                                 "--nworkers", "1", "--no-dashboard"], env=env, cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT) for _ in range(n_workers)]
+                               stderr=subprocess.STDOUT, start_new_session=True) for _ in range(n_workers)]
     return address, procs
 
 
@@ -122,8 +123,8 @@ def main() -> None:
                   f"parallel efficiency {ideal / wall:.2f}")
             far.close()
         finally:
-            for p in procs:
-                p.terminate()
+            for p in procs:  # each with its own process group: the nanny's worker goes too
+                os.killpg(p.pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":

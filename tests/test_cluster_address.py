@@ -27,7 +27,7 @@ def cluster_by_address(tmp_path):
     logs = open(tmp_path / "dask.log", "w")  # noqa: SIM115 (closed below)
     procs = [subprocess.Popen(DASK + ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                                       "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              env=env, stdout=logs, stderr=subprocess.STDOUT)]
+                              env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)]
     deadline = time.monotonic() + 60
     while not sched_file.exists():
         assert time.monotonic() < deadline, "the scheduler did not start"
@@ -37,12 +37,12 @@ def cluster_by_address(tmp_path):
     for i in range(2):  # with a nanny each, as `dask worker ADDRESS` starts them on another machine
         procs.append(subprocess.Popen(DASK + ["distributed.cli.dask_worker", address, "--nthreads", "1",
                                               "--nworkers", "1", "--no-dashboard", "--name", f"far-{i}"],
-                                      env=env, stdout=logs, stderr=subprocess.STDOUT))
+                                      env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
     try:
         yield address
     finally:
-        for p in procs:
-            p.terminate()
+        for p in procs:  # each with its own process group: the nanny's worker goes too
+            os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=15)
