@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,9 +94,23 @@ def sha256(data: bytes) -> str:
 class Split:
     images: np.ndarray  # (n, 28, 28) uint8
     labels: np.ndarray  # (n,) int64
+    _scaled: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def scaled(self, table: np.ndarray) -> np.ndarray:
+        """(n, 784) float32, read-only: each pixel through `table` ((256,) float32, a model's
+        `pixel_table()`). Computed once and kept for the next run in this process (every model
+        of the lab scales MNIST the same way); another table replaces it."""
+        key = np.asarray(table, dtype=np.float32).tobytes()
+        X = self._scaled.get(key)
+        if X is None:
+            X = np.frombuffer(key, dtype=np.float32)[self.images.reshape(len(self.images), -1)]
+            X.flags.writeable = False
+            self._scaled.clear()
+            self._scaled[key] = X
+        return X
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from PIL import Image
 
 BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 field
 FIELD = 28
-CENTRE = (FIELD - 1) / 2  # 13.5: the centre of a 28-pixel axis in pixel coordinates
+# Where MNIST itself puts the intensity centre of mass: (13.99, 14.01) averaged over the 10,000
+# test digits (row, column; pixel coordinates 0..27), i.e. 28 / 2, not the field's middle 13.5.
+CENTRE = FIELD / 2
 INK_LEVEL = 32  # ink values below this are treated as background noise
 MIN_INK_FRACTION = 0.0005  # fewer ink pixels than this share of the canvas counts as blank
 

@@ -1,12 +1,16 @@
 """save_model / load_model: versioned .npz model files, never pickled, read defensively.
 
-Imports numpy, the standard library and the core. Layout (format version 1):
+Imports numpy, the standard library and the core. Layout (format version 2):
   format        () str      "mnistnet-model"
   version       () int64    FORMAT_VERSION
   layer_sizes   (L+1,) int64
   input_scaling (2,) float64  mean, std
   W0, b0, ...   float32     weights (in, out) and biases (out,) of each layer
   meta          () str      JSON: {"history": History.to_dict() or null}
+  snapshots     (n,) uint8  optional (version 2): the weights through training, in
+                            `mnistnet.snapshots.encode`'s format (float16, at most its capacity)
+Version 1 files (no snapshots) still load. load_model sets `model.snapshots` (a list, empty
+without the member); model_bytes writes the model's own unless given others.
 
 A model file may come from anyone (the Runs page takes uploads), so load_model reads the zip's
 directory and every member's .npy header before it decompresses any array data, and then reads
@@ -30,27 +34,34 @@ from pathlib import Path
 
 import numpy as np
 
+from . import snapshots as snap
 from .network import MAX_HIDDEN_LAYERS, MAX_PARAMETERS, MLP, check_model_limits
 from .train import History
 
 FORMAT = "mnistnet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the optional snapshots member
 MAX_META_BYTES = 8 * 2**20  # the history's JSON as numpy stores it (4 bytes a character)
 # The largest legitimate file: the largest network in float32, its history, the zip's overhead.
+# Snapshots fit in the same bound: their budget is what a model's float32 leaves of the largest's.
 MAX_FILE_BYTES = 4 * MAX_PARAMETERS + MAX_META_BYTES + 2**20
-MAX_MEMBERS = 5 + 2 * (MAX_HIDDEN_LAYERS + 1)
+MAX_MEMBERS = 6 + 2 * (MAX_HIDDEN_LAYERS + 1)
 MAX_RATIO = 100  # float32 weights barely compress; a bigger ratio is a zip bomb
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date, for every member
 _HEADER_MAX = 4096  # bytes read of a member before its .npy header is checked
 # What zipfile raises on a damaged archive or member (zlib.error: a corrupt deflate stream).
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, struct.error)
 
 
-def model_bytes(model: MLP) -> bytes:
-    """The .npz file of `model` as bytes (what save_model writes).
+def model_bytes(model: MLP, snapshots=None) -> bytes:
+    """The .npz file of `model` as bytes (what save_model writes), with `snapshots` (a list
+    of `mnistnet.snapshots.Snapshot`; None: the model's own `model.snapshots`, if any).
 
     ValueError if the model is over the network limits, has a non-finite weight, bias or
-    input scaling, or a history that load_model would refuse: what is saved always loads.
+    input scaling, a history or snapshots that load_model would refuse: what is saved always
+    loads.
     """
+    if snapshots is None:
+        snapshots = getattr(model, "snapshots", None) or []
     check_model_limits(model.layer_sizes)
     scaling = np.array([model.input_mean, model.input_std], dtype=np.float64)
     if not np.isfinite(scaling).all() or scaling[1] <= 0:
@@ -67,8 +78,18 @@ def model_bytes(model: MLP) -> bytes:
             if not np.isfinite(a).all():
                 raise ValueError(f"{key} contains NaN or infinite values; only finite models are saved")
         arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+    if snapshots:
+        if snapshots[0].layer_sizes != model.layer_sizes:  # encode checks they are all alike
+            raise ValueError(f"the snapshots are of a {'-'.join(map(str, snapshots[0].layer_sizes))} "
+                             f"network, not {'-'.join(map(str, model.layer_sizes))}")
+        arrays["snapshots"] = np.frombuffer(snap.encode(snapshots), np.uint8)
+    # np.savez's own way, but with a fixed timestamp: the same model gives the same bytes (a
+    # download composed from the store twice is the same file).
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for key, a in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{key}.npy", _ZIP_TIME), "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -81,10 +102,11 @@ def _history_dict(model: MLP) -> dict | None:
     return d
 
 
-def save_model(model: MLP, path) -> Path:
-    """Write `model` (with its history, if any) to `path` atomically: a temp file, then rename."""
+def save_model(model: MLP, path, snapshots=None) -> Path:
+    """Write `model` (with its history and snapshots, as model_bytes) to `path` atomically: a
+    temp file, then rename."""
     path = Path(path)
-    data = model_bytes(model)
+    data = model_bytes(model, snapshots)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -201,6 +223,7 @@ class _Reader:
 
     def __init__(self, zf: zipfile.ZipFile, name: str, members: dict[str, zipfile.ZipInfo]):
         self.zf, self.name, self.members = zf, name, members
+        self.version = 0  # the file's format version, once read
 
     def fail(self, message: str) -> ValueError:
         return ValueError(f"{self.name}: {message}")
@@ -259,7 +282,8 @@ def _model_from_zip(r: _Reader) -> MLP:
     """Checks in order of cost: the small members, the directory, every header, then the arrays."""
     sizes = _layer_sizes(r)
     specs = _specs(sizes)
-    extra = sorted(n[:40] for n in set(r.members) - {f"{k}.npy" for k in specs})
+    optional = {"snapshots.npy"} if r.version >= 2 else set()
+    extra = sorted(n[:40] for n in set(r.members) - {f"{k}.npy" for k in specs} - optional)
     if extra:
         raise r.fail(f"unexpected arrays {extra[:5]} for layer sizes {sizes}")
     unpacked = sum(i.file_size for i in r.members.values())
@@ -279,6 +303,7 @@ def _model_from_zip(r: _Reader) -> MLP:
     except ValueError as e:  # a non-finite array
         raise r.fail(str(e)) from None
     model.history = _history(r, r.data("meta", headers["meta"]).item(), sizes)
+    model.snapshots = _snapshots(r, sizes) if "snapshots.npy" in r.members else []
     return model
 
 
@@ -293,6 +318,7 @@ def _layer_sizes(r: _Reader) -> tuple[int, ...]:
                      f"({FORMAT_VERSION}); upgrade mnistnet to load it")
     if version < 1:
         raise r.fail(f"unknown format version {version}")
+    r.version = version
     npy = r.header("layer_sizes")
     n = npy.shape[0] if len(npy.shape) == 1 else 0
     if not 3 <= n <= MAX_HIDDEN_LAYERS + 2:
@@ -323,3 +349,19 @@ def _history(r: _Reader, text: str, sizes: tuple[int, ...]) -> History | None:
         raise r.fail(f"its history is of a {'-'.join(map(str, hist.layer_sizes))} network, "
                      f"not {'-'.join(map(str, sizes))}")
     return hist
+
+
+def _snapshots(r: _Reader, sizes: tuple[int, ...]) -> list:
+    """The 'snapshots' member: its header checked against what a model of `sizes` may keep,
+    then its bytes decoded and checked by `mnistnet.snapshots.decode`."""
+    npy = r.header("snapshots")
+    most = len(snap.MAGIC) + 4 + snap.MAX_HEADER_BYTES + snap.capacity(sizes) * snap.snapshot_bytes(sizes)
+    n = npy.shape[0] if len(npy.shape) == 1 else -1
+    if not 0 <= n <= most:
+        raise r.fail(f"'snapshots' has shape {str(npy.shape)[:60]}; a {'-'.join(map(str, sizes))} "
+                     f"model's snapshots take at most {most:,} bytes")
+    data = r.data("snapshots", r.check("snapshots", npy, _Spec((n,), "u", (1, 1), "bytes (uint8)")))
+    try:
+        return snap.decode(data, sizes)
+    except ValueError as e:
+        raise r.fail(f"its snapshots are invalid ({e})") from None

@@ -254,11 +254,15 @@ class Backprop:
         nll -= self._true_shifted
         return float(np.add.reduce(nll, dtype=np.float64)) / n
 
-    def backward(self, y: np.ndarray, scale: float = 1.0) -> None:
+    def backward(self, y: np.ndarray, scale: float = 1.0, step=None) -> None:
         """Fill grad_w, grad_b with `scale` times the gradient of the mean NLL over the batch.
 
         Every gradient is linear in the output error, so plain SGD passes its learning rate
-        as `scale` and its update becomes a single subtraction.
+        as `scale` and its update becomes a single subtraction. With `step` (an optimiser
+        with `layer(i, inp, d)`, see mnistnet.train), grad_w and grad_b are not filled: each
+        layer's inp: (n, fan_in) and d: (n, fan_out) (`scale` times dLoss/dz) go to step.layer
+        once the layer below no longer needs the layer's weights, so the optimiser may add the
+        product straight into them.
         """
         if self._x is None:
             raise RuntimeError("backward() called before forward()")
@@ -272,11 +276,15 @@ class Backprop:
         d[self.rows[:n], y] -= inv_n
         for i in range(last, -1, -1):
             inp = self._x if i == 0 else self.acts[i - 1][:n]
-            np.matmul(inp.T, d, out=self.grad_w[i])
-            np.add.reduce(d, axis=0, out=self.grad_b[i])
-            if i > 0:
+            if i > 0:  # the error of the layer below, from weights[i] before any update
                 prev = self.deltas[i - 1][:n]
                 np.matmul(d, model.weights[i].T, out=prev)
+            if step is None:
+                np.matmul(inp.T, d, out=self.grad_w[i])
+                np.add.reduce(d, axis=0, out=self.grad_b[i])
+            else:
+                step.layer(i, inp, d)
+            if i > 0:
                 np.multiply(prev, self.masks[i - 1][:n], out=prev)
                 d = prev
         self._x = None  # one backward per forward

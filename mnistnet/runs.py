@@ -3,7 +3,8 @@ called by the CLI in its own process and by the cluster's tasks (mnistnet.tasks)
 
 Imports the core and the store. A run row exists before training starts; while it trains,
 its progress (a few writes a second at most), each finished epoch with the model as it is
-then, and at the end its status and final model. Stop is the run's flag in the store, read at
+then and its snapshots (mnistnet.snapshots: those taken since the last epoch, thinned to the
+model's capacity), and at the end its status and final model. Stop is the run's flag in the store, read at
 most every STOP_POLL_S. Fine-tuning mixes the user's digits into MNIST.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from .data import MNIST, Split
 from .metrics import evaluate_scaled
 from .network import MLP
+from .snapshots import capacity, retained, take
 from .store import CLI_OWNER, Store
 from .train import History, TrainConfig, TrainingDiverged, train
 
@@ -36,19 +38,31 @@ class RecordedRun:
 
 
 class _Recorder:
-    """Progress and stop-flag traffic between the training loop and the store, rate-limited."""
+    """Progress, snapshot and stop-flag traffic between the training loop and the store,
+    rate-limited. Snapshots wait here until their epoch ends, and go to the store with it."""
 
-    def __init__(self, store: Store, run_id: int, model: MLP, on_progress=None, should_stop=None):
+    def __init__(self, store: Store, run_id: int, model: MLP, on_progress=None, should_stop=None,
+                 planned_epochs: int = 1):
         self.store, self.run_id, self.model = store, run_id, model
         self.on_progress, self.should_stop = on_progress, should_stop
         self.losses: list[list[float]] = []
         self._next_write = self._next_poll = 0.0
         self._stop = False
+        self.planned, self.limit = planned_epochs, capacity(model.layer_sizes)
+        self.pending: list = []  # Snapshots taken since the last epoch was recorded
+        self.kept: list[float] = []  # the epochs of the snapshots the store keeps for this run
+
+    def snapshot(self, epoch: float) -> None:
+        if self.limit:
+            self.pending.append(take(self.model, epoch))
 
     def progress(self, p) -> None:
         now = time.monotonic()
         if p.epoch_record is not None:
-            self.store.add_epoch(self.run_id, p.epoch_record, self.model)
+            keep = retained(self.kept + [s.epoch for s in self.pending], self.planned, self.limit)
+            new = [s for s in self.pending if s.epoch in keep]
+            self.store.add_epoch(self.run_id, p.epoch_record, self.model, new, keep)
+            self.pending, self.kept = [], keep
         else:
             self.losses.append([p.samples_seen, p.running_loss])
             if len(self.losses) > MAX_LOSS_POINTS:
@@ -74,9 +88,9 @@ def execute_run(store: Store, run_id: int, model: MLP, data: MNIST, config: Trai
                 on_progress=None, should_stop=None) -> RecordedRun:
     """Train `model` as run `run_id` (already claimed: running), recording it in `store`.
     Re-raises TrainingDiverged after recording the run as failed (with its last finite model)."""
-    rec = _Recorder(store, run_id, model, on_progress, should_stop)
+    rec = _Recorder(store, run_id, model, on_progress, should_stop, config.epochs)
     try:
-        hist = train(model, data, config, rec.progress, rec.stop)
+        hist = train(model, data, config, rec.progress, rec.stop, rec.snapshot)
     except TrainingDiverged as e:
         keep = model if model.history and model.history.epochs else None
         store.end_run(run_id, "failed", keep, error=str(e))

@@ -13,8 +13,13 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from .metrics import evaluate_scaled
-from .network import MLP, Backprop, check_layer_sizes
+from .augment import LIMITS as AUGMENT_LIMITS
+from .augment import Augmenter, augmenting
+from .data import Split
+from .metrics import Evaluator
+from .network import MLP, check_layer_sizes
+from .sgd import Stepper
+from .snapshots import early_batch
 
 SCHEDULES = ("constant", "cosine")
 MAX_BATCH = 10_000
@@ -43,6 +48,14 @@ class TrainConfig:
     lr_schedule: str = "constant"  # or "cosine": decays to 0 over all steps
     weight_decay: float = 0.0  # L2 on weights (not biases)
     shift_pixels: int = 0  # random shifts of up to this many pixels (augmentation)
+    # Augmentation (mnistnet.augment), drawn anew for every image of every batch; 0 is off.
+    rotate_degrees: float = 0.0  # rotation by up to +- this
+    scale: float = 0.0  # isotropic scale by a factor in 1 +- this
+    shear_degrees: float = 0.0  # slant (horizontal shear) by up to +- this
+    translate_pixels: float = 0.0  # sub-pixel translation by up to +- this along each axis
+    thickness: float = 0.0  # strokes blended towards their 3x3 dilation (+) or erosion (-) by up to this
+    elastic_alpha: float = 0.0  # elastic distortion (Simard et al. 2003): displacement scale in px
+    elastic_sigma: float = 4.0  # smoothness of the elastic field: its Gaussian's std in px
     train_size: int | None = None  # use the first n training images; None = all
     progress_every: int = 20  # batches between on_progress calls
 
@@ -77,6 +90,9 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
         if not is_int(self.shift_pixels) or not 0 <= self.shift_pixels <= 4:
             raise ValueError(f"shift_pixels must be an integer in 0..4, got {self.shift_pixels!r}")
+        for name, (lo, hi, unit) in AUGMENT_LIMITS.items():
+            if not real(v := getattr(self, name)) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {v!r}")
         if self.train_size is not None and (not is_int(self.train_size) or self.train_size < 1):
             raise ValueError(f"train_size must be an integer >= 1 or None, got {self.train_size!r}")
         if not is_int(self.progress_every) or self.progress_every < 1:
@@ -295,73 +311,19 @@ class _Shifter:
         return xb
 
 
-class _SGD:
-    """Parameter update with optional momentum and L2, in preallocated buffers.
-
-    Gradients arrive already multiplied by the learning rate (Backprop.backward's scale), so
-    plain SGD is p -= g, and momentum is the classic v = mu v + lr g; p -= v.
-    """
-
-    def __init__(self, model: MLP, config: TrainConfig):
-        self.model, self.config = model, config
-        self.velocity = [np.zeros_like(p) for p in model.parameters()] if config.momentum else None
-        self.scratch = [np.empty_like(p) for p in model.parameters()] if config.weight_decay else None
-
-    def step(self, grads: list[np.ndarray], lr: float, bias_ratio: float) -> None:
-        """grads: lr times each gradient (matching model.parameters()), consumed in place.
-
-        bias_ratio = bias learning rate / learning rate rescales the bias gradients.
-        """
-        cfg = self.config
-        for i, (p, g) in enumerate(zip(self.model.parameters(), grads)):
-            if i % 2 == 0:
-                if cfg.weight_decay:
-                    s = self.scratch[i]
-                    np.multiply(p, p.dtype.type(lr * cfg.weight_decay), out=s)
-                    g += s
-            elif bias_ratio != 1.0:
-                g *= p.dtype.type(bias_ratio)
-            if self.velocity is not None:
-                v = self.velocity[i]
-                v *= p.dtype.type(cfg.momentum)
-                v += g
-                g = v
-            p -= g
-
-
-class Stepper:
-    """One SGD step on a batch, split where the loop checks the loss: `loss` then `update`.
-
-    The training loop and bench/speed.py both step through this, so the bench times the
-    real code.
-    """
-
-    def __init__(self, model: MLP, config: TrainConfig, batch_size: int):
-        self.bp = Backprop(model, batch_size)
-        self.sgd = _SGD(model, config)
-        self.grads = [g for pair in zip(self.bp.grad_w, self.bp.grad_b) for g in pair]
-
-    def loss(self, xb: np.ndarray, yb: np.ndarray) -> float:
-        """xb: (n, 784) float32 scaled, yb: (n,) int64 -> mean NLL of the batch (forward pass)."""
-        self.bp.forward(xb, yb)
-        return self.bp.loss()
-
-    def update(self, yb: np.ndarray, lr: float, bias_lr: float) -> None:
-        """Backward pass and parameter update for the batch given to `loss`."""
-        # Gradients come out already times lr: plain SGD's update is a single subtraction.
-        self.bp.backward(yb, scale=lr)
-        self.sgd.step(self.grads, lr, bias_lr / lr)
-
-
 def train(model: MLP, data, config: TrainConfig | None = None,
           on_progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> History:
+          should_stop: Callable[[], bool] | None = None,
+          on_snapshot: Callable[[float], None] | None = None) -> History:
     """Train `model` in place with mini-batch SGD on data.train; measure train, val, test each epoch.
 
     data: as returned by `load_mnist()` (.train, .val, .test with .images (n, 28, 28) uint8
     and .labels (n,) int64). Samples are reshuffled every epoch from `config.seed`.
     on_progress(Progress) is called every `config.progress_every` batches and after each
     epoch; should_stop() is polled after every batch and ends the run cleanly.
+    on_snapshot(epoch) marks a moment worth a copy of the weights (`snapshots.take`): 0.0
+    before the first step, a fraction (about 0.05) early in the first epoch, and n after
+    epoch n's evaluation (a stopped, partial epoch too), before that epoch's on_progress.
     Raises TrainingDiverged if the loss becomes non-finite (weights of the last finite
     epoch are restored first).
     """
@@ -369,22 +331,24 @@ def train(model: MLP, data, config: TrainConfig | None = None,
     config.validate()
     # Overflow on the way to a diverged loss is reported by TrainingDiverged, not by warnings.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train(model, data, config, on_progress, should_stop)
+        return _train(model, data, config, on_progress, should_stop, on_snapshot)
 
 
-def _train(model, data, config, on_progress, should_stop) -> History:
+def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> History:
     hist = History(layer_sizes=list(model.layer_sizes), config=config.to_dict())
     model.history = hist
     images, labels = data.train.images, data.train.labels
     if config.train_size is not None:
         images, labels = images[:config.train_size], labels[:config.train_size]
     n, bs = len(labels), config.batch_size
-    # Scaled once: (n, 784) float32. Eval sets too, so each epoch's metrics cost no rescaling.
-    X = model.scale_inputs(images)
-    X_val = model.scale_inputs(data.val.images)
-    X_test = model.scale_inputs(data.test.images)
+    # Scaled once per process: (n, 784) float32. Eval sets too, so each epoch's metrics cost
+    # no rescaling; one Evaluator's buffers serve every evaluation of the run.
+    X = _scaled(model, data.train)[:n]
+    X_val, X_test = _scaled(model, data.val), _scaled(model, data.test)
+    evaluator = Evaluator(model, min(10000, max(n, len(X_val), len(X_test))))
     s = config.shift_pixels
-    shifter = _Shifter(model, images, s) if s else None
+    shifter = (Augmenter(images, config, model.pixel_table()) if augmenting(config)
+               else _Shifter(model, images, s) if s else None)
 
     rng = np.random.default_rng(config.seed)
     stepper = Stepper(model, config, min(bs, n))
@@ -393,6 +357,9 @@ def _train(model, data, config, on_progress, should_stop) -> History:
     total_steps = batches * config.epochs
     bias_lr = config.bias_learning_rate or config.learning_rate
     good = model.copy_parameters()
+    early = early_batch(batches) if on_snapshot else None
+    if on_snapshot:
+        on_snapshot(0.0)
     start = time.perf_counter()
     step = 0
     for epoch in range(1, config.epochs + 1):
@@ -419,6 +386,8 @@ def _train(model, data, config, on_progress, should_stop) -> History:
                     f"weights of epoch {epoch - 1}.")
             stepper.update(yb, config.learning_rate * f, bias_lr * f)
             step += 1
+            if step == early:
+                on_snapshot(early / batches)
             chunk_loss += loss
             chunk_batches += 1
             stopped = bool(should_stop and should_stop())
@@ -435,13 +404,15 @@ def _train(model, data, config, on_progress, should_stop) -> History:
         train_seconds = time.perf_counter() - t0
         record = {"epoch": epoch, "learning_rate": config.learning_rate * f,
                   "partial": stopped,
-                  "train": _without_confusion(evaluate_scaled(model, X, labels)),
-                  "val": _without_confusion(evaluate_scaled(model, X_val, data.val.labels)),
-                  "test": evaluate_scaled(model, X_test, data.test.labels)}
+                  "train": _without_confusion(evaluator.evaluate(X, labels)),
+                  "val": _without_confusion(evaluator.evaluate(X_val, data.val.labels)),
+                  "test": evaluator.evaluate(X_test, data.test.labels)}
         # seconds: the whole epoch with its evaluation; train_seconds: the SGD steps alone.
         record["seconds"], record["train_seconds"] = time.perf_counter() - t0, train_seconds
         hist.epochs.append(record)
         good = model.copy_parameters()
+        if on_snapshot:
+            on_snapshot(float(epoch))
         if on_progress:
             elapsed = time.perf_counter() - start
             seen = hist.batch_losses[-1][0]
@@ -452,6 +423,13 @@ def _train(model, data, config, on_progress, should_stop) -> History:
             return hist
     hist.status = "finished"
     return hist
+
+
+def _scaled(model: MLP, split) -> np.ndarray:
+    """split.images scaled for the model: (n, 784) float32, kept on an mnistnet Split."""
+    if isinstance(split, Split):
+        return split.scaled(model.pixel_table())
+    return model.scale_inputs(split.images)
 
 
 def _without_confusion(metrics: dict) -> dict:

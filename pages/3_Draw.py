@@ -1,9 +1,9 @@
-"""Draw: canvas -> mnistnet.preprocess_drawing -> predict_proba; bars and the 28x28 view."""
+"""Draw: canvas -> mnistnet.reading.read_drawing; the answer (or a hint), bars and the 28x28 view."""
 
 import numpy as np
 import streamlit as st
 
-from mnistnet import preprocess_drawing
+from mnistnet.reading import BLANK, TOO_SMALL, UNSURE, read_drawing
 from ui import canvas, figures, mydigits, views
 
 previous = views.page("draw", "Draw")
@@ -24,14 +24,17 @@ def draw_and_read(entry):
         st.space("small")  # the canvas's own toolbar floats above it: room so it covers nothing
         image = canvas.draw(st.session_state.get("draw.pen", 20))
         controls = st.container()  # filled after the answer: the answer reaches the page first
-    digit = preprocess_drawing(image) if image is not None else None
+    reading = read_drawing(image, entry.model)
     with right:
-        if digit is None:
+        if reading.kind == BLANK:
             st.info("Draw a digit from 0 to 9 on the black square: it is read as soon as "
                     "you lift the pen.")
             preload_answer()
+        elif reading.kind == TOO_SMALL:  # a dot or a tiny scribble: a hint, not a confident guess
+            st.warning(reading.message)
+            preload_answer()
         else:
-            read(entry, digit)
+            read(entry, reading)
     with controls:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         c1.slider("Pen width", 8, 40, 20, key="draw.pen")
@@ -48,13 +51,22 @@ def preload_answer():
         st.selectbox("preload", [0], key="draw.preload", label_visibility="collapsed")
 
 
-def read(entry, digit):
-    """The network's answer for `digit` ((28, 28) uint8): digit, confidence, bars, its view."""
-    probs = entry.model.predict_proba(digit[None])[0]
-    best = int(probs.argmax())
-    st.markdown(f"<div id='prediction' style='font-size:1.2rem'>The network reads "
-                f"<span id='predicted-digit' style='font-size:4rem;font-weight:700'>{best}</span>"
-                f" with {100 * probs[best]:.1f}% confidence</div>", unsafe_allow_html=True)
+def read(entry, reading):
+    """The network's answer (a mnistnet.reading.Reading): digit and confidence, or "8 or 3?" with
+    both when it is unsure; bars, its 28x28 view."""
+    digit, probs = reading.digit, reading.probs
+    best, second = reading.top_two
+    big = "font-size:4rem;font-weight:700"
+    if reading.kind == UNSURE:
+        st.markdown(f"<div id='prediction' style='font-size:1.2rem'>The network is unsure: "
+                    f"<span id='predicted-digit' style='{big}'>{best}</span>"
+                    f"<span id='runner-up' style='{big}'> or {second}?</span><br>"
+                    f"{best} with {100 * probs[best]:.1f}% confidence, {second} with "
+                    f"{100 * probs[second]:.1f}%</div>", unsafe_allow_html=True)
+    else:
+        st.markdown(f"<div id='prediction' style='font-size:1.2rem'>The network reads "
+                    f"<span id='predicted-digit' style='{big}'>{best}</span>"
+                    f" with {100 * probs[best]:.1f}% confidence</div>", unsafe_allow_html=True)
     st.plotly_chart(figures.probability_figure(probs), width="stretch", config={"displayModeBar": False})
     st.image(views.digit_image(digit, 5), caption="What the network sees: 28 x 28 pixels")
     mydigits.correction_row(digit, probs, entry)

@@ -239,9 +239,63 @@ HOSTILE_MODELS = [
                                      ("W0.npy", npy_of(np.zeros((784, 16), np.float32)))])),
     ("3,000 members", lambda: _many_members(3000)),
     ("nested zip as W0", lambda: model_zip(_good_arrays(), W0=zeros_bomb())),
-    ("format version 2", lambda: _with(version=np.array(2))),
+    ("format version 3", lambda: _with(version=np.array(3))),
     ("foreign format", lambda: _with(format=np.array("something-else"))),
 ]
+
+
+# -- snapshots in a model file (format version 2) ----------------------------------------------
+# Built by hand from the format (mnistnet/snapshots.py's docstring), not by encode().
+SNAP_MAGIC = b"mnistnet-snapshots\n"
+
+
+def snap_raw(epochs, sizes=(784, 16, 10), payload: bytes | None = None, **header) -> bytes:
+    """Snapshots bytes: the magic line, a JSON header (`header` overriding keys) and `payload`
+    (default: zeros for every epoch, float16)."""
+    h = {"version": 1, "layer_sizes": list(sizes), "epochs": list(epochs), "dtype": "<f2", **header}
+    body = json.dumps(h).encode()
+    if payload is None:
+        n = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        payload = np.zeros(len(epochs) * n, "<f2").tobytes()
+    return SNAP_MAGIC + struct.pack("<I", len(body)) + body + payload
+
+
+def with_snapshots(raw: bytes) -> bytes:
+    """The good tiny model's file with `raw` as its snapshots member."""
+    return npz({**_good_arrays(), "snapshots": np.frombuffer(raw, np.uint8)})
+
+
+def _nan_snapshot() -> bytes:
+    n = 784 * 16 + 16 + 16 * 10 + 10
+    a = np.zeros(2 * n, "<f2")
+    a[n + 5] = np.nan
+    return with_snapshots(snap_raw([0.0, 1.0], payload=a.tobytes()))
+
+
+SNAPSHOT_MODELS = [
+    ("snapshots: not the format", lambda: with_snapshots(b"random bytes, not snapshots at all")),
+    ("snapshots: NaN weights", _nan_snapshot),
+    ("snapshots: inf weights", lambda: with_snapshots(snap_raw([1.0], payload=np.full(
+        784 * 16 + 16 + 16 * 10 + 10, np.inf, "<f2").tobytes()))),
+    ("snapshots: another network", lambda: with_snapshots(snap_raw([0.0], sizes=(784, 8, 10)))),
+    ("snapshots: 25 of them", lambda: with_snapshots(snap_raw([float(e) for e in range(25)]))),
+    ("snapshots: epochs descending", lambda: with_snapshots(snap_raw([2.0, 1.0]))),
+    ("snapshots: negative epoch", lambda: with_snapshots(snap_raw([-1.0]))),
+    ("snapshots: data cut short", lambda: with_snapshots(snap_raw([0.0, 1.0])[:-100])),
+    ("snapshots: data too long", lambda: with_snapshots(snap_raw([0.0]) + b"\0" * 64)),
+    ("snapshots: newer version", lambda: with_snapshots(snap_raw([0.0], version=2))),
+    ("snapshots: float32 data", lambda: with_snapshots(snap_raw([0.0], dtype="<f4"))),
+    ("snapshots: 4 GB header length", lambda: with_snapshots(SNAP_MAGIC + struct.pack("<I", 2**32 - 1) + b"{}")),
+    ("snapshots: header nested deep", lambda: with_snapshots(
+        SNAP_MAGIC + struct.pack("<I", 4000) + b"[" * 2000 + b"]" * 2000)),
+    ("snapshots: 10^9 units", lambda: with_snapshots(snap_raw([0.0], sizes=(784, 10**9, 10), payload=b""))),
+    ("snapshots member declares 10^12 bytes", lambda: model_zip(_good_arrays(), snapshots=npy("|u1", (10**12,)))),
+    ("snapshots member of float32", lambda: _with(snapshots=np.zeros(1000, np.float32))),
+    ("snapshots member pickled", lambda: _with(snapshots=np.array([object()], dtype=object))),
+    ("snapshots in a version 1 file", lambda: _with(version=np.array(1), snapshots=np.frombuffer(
+        snap_raw([0.0]), np.uint8))),
+]
+HOSTILE_MODELS += SNAPSHOT_MODELS
 
 
 # -- digit uploads ---------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def error_texts(at) -> list[str]:
     ("train_size", 60000, "Training images must be at most 3,000"),
     ("hidden.1", 0, "every hidden layer size must be an integer >= 1, got 0"),
     ("hidden.1", 200_000, "Hidden layer size 200000 is over the limit of 2048"),
+    ("rotate_degrees", 90.0, "Rotation must be a number from 0 to 45 degrees, got 90.0"),
+    ("elastic_sigma", 0.0, "Elastic smoothness must be a number from 1 to 10 px, got 0.0"),
 ])
 def test_train_form_refuses_bad_values_in_its_own_words(key, value, message, tiny_mnist):
     at = open_page("pages/1_Train.py", tiny_mnist)
@@ -167,6 +169,43 @@ def test_best_preset_fills_the_form(tiny_mnist):
     assert at.number_input(key="train.w.learning_rate").value == pytest.approx(config.learning_rate)
     assert at.number_input(key="train.w.momentum").value == pytest.approx(config.momentum)
     assert at.selectbox(key="train.w.lr_schedule").value == config.lr_schedule
+
+
+def test_augmentation_options_reach_the_runs_config(tiny_mnist, monkeypatch):
+    """The "More" section's augmentation values go into the run's config in the store, and the
+    running run's (disabled) form shows them."""
+    from mnistnet.store import Store
+    from ui import jobs, resources
+
+    class Cluster:  # stands in for the training cluster: takes the run, trains nothing
+        address = "test://no-cluster"
+
+        def submit(self, run_id):
+            pass
+
+    monkeypatch.setattr(resources, "trainer", lambda: type("T", (), {"get": lambda self: Cluster()})())
+    owner = visitor()
+    at = open_page("pages/1_Train.py", tiny_mnist, owner=owner)
+    chosen = {"rotate_degrees": 12.0, "scale": 0.15, "shear_degrees": 10.0, "translate_pixels": 1.5,
+              "thickness": 0.5, "elastic_alpha": 8.0, "elastic_sigma": 3.0}
+    for field, value in chosen.items():
+        at.number_input(key=f"train.w.{field}").set_value(value)
+    at.run()
+    no_exception(at)
+    assert not at.error
+    at.button(key="train.start").click().run()
+    no_exception(at)
+    runs = [r for r in Store().list_runs(owner=owner) if r["origin"] == "app"]
+    try:
+        assert len(runs) == 1
+        assert {f: runs[0]["config"][f] for f in chosen} == chosen
+        at.run()  # the page now follows the queued run: its values fill the disabled form
+        for field, value in chosen.items():
+            box = at.number_input(key=f"train.w.{field}")
+            assert box.value == value and box.disabled
+    finally:
+        Store().mark_ended([r["id"] for r in runs], "stopped", lambda n: "ended by the test")
+    assert jobs.my_active(owner) == []
 
 
 # -- Analyze ------------------------------------------------------------------------------

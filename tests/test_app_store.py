@@ -22,6 +22,16 @@ def store():
     return Store()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared_model_untouched(tiny_model):
+    """The injected model stands in for every visitor without a model of their own: after every
+    page of this module has run, its parameters are exactly what they were."""
+    before = tiny_model.copy_parameters()
+    yield
+    changed = [i for i, (a, b) in enumerate(zip(tiny_model.parameters(), before)) if not np.array_equal(a, b)]
+    assert not changed, f"a page changed the shared model's parameters {changed}"
+
+
 @pytest.fixture(scope="module")
 def alice():
     return visitor()
@@ -57,7 +67,7 @@ def test_runs_are_mine_or_everyones(tiny_mnist, tiny_model, two_runs, alice):
     assert set(r.run_id for r in two_runs) <= set(table(bob, "runs.all")["run"])
 
 
-def test_a_run_link_opens_it_read_only_and_takes_nothing(tiny_mnist, tiny_model, two_runs, store):
+def test_a_run_link_opens_it_read_only_and_takes_nothing(tiny_mnist, tiny_model, two_runs, store, alice):
     run = two_runs[1]
     bob = visitor()
     at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, query={"run": str(run.run_id)}, owner=bob)
@@ -66,6 +76,7 @@ def test_a_run_link_opens_it_read_only_and_takes_nothing(tiny_mnist, tiny_model,
     assert "read-only" in texts(at)
     assert not [b for b in at.button if b.key in ("runs.delete", "runs.stop", "runs.rename")]
     assert store.current(bob) is None  # opening a link changes nobody's model
+    shared, owner_current = store.model_blob(run.model_id), store.current(alice)
     at.button(key="runs.use").click().run()
     no_exception(at)
     now = store.current(bob)
@@ -73,6 +84,9 @@ def test_a_run_link_opens_it_read_only_and_takes_nothing(tiny_mnist, tiny_model,
     x = tiny_mnist.test.images[:20]
     assert np.array_equal(store.load_model(now["model_id"]).predict_proba(x),
                           store.load_model(run.model_id).predict_proba(x))
+    # the run's model is left exactly as it was, still the run's, and its owner's choice stands
+    assert store.model_blob(run.model_id) == shared and store.run(run.run_id)["model_id"] == run.model_id
+    assert store.current(alice) == owner_current
     # the copy is Bob's current model on every page, in any new session (a reload, a new tab)
     again = open_page("pages/2_Analyze.py", tiny_mnist, tiny_model, owner=bob)
     no_exception(again)

@@ -21,6 +21,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from mnistnet.store import ACTIVE, Store
+
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -104,6 +106,28 @@ def page(browser, request):
     context.close()
 
 
+# True once Streamlit is idle (no script run, no skeletons) and the page's DOM has not changed for
+# `quiet` ms: what a person sees as "the page has finished drawing". Polled every frame.
+_SETTLED_JS = """(quiet) => {
+    const q = window.__mnistnetQuiet || (window.__mnistnetQuiet = {last: performance.now()});
+    if (!q.observer) {
+        q.observer = new MutationObserver(() => { q.last = performance.now(); });
+        q.observer.observe(document.body, {subtree: true, childList: true, attributes: true,
+                                           characterData: true});
+    }
+    const shown = (el) => el && el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden';
+    if (shown(document.querySelector('[data-testid=stStatusWidget]'))) { q.last = performance.now(); return false; }
+    if (document.querySelector('[data-testid=stSkeleton]')) { q.last = performance.now(); return false; }
+    return performance.now() - q.last >= quiet;
+}"""
+
+
+def settled(page: Page, quiet_ms: int = 300, timeout: int = STEP_MS) -> None:
+    """Wait until the page has finished its rerun and drawing: Streamlit idle, no skeletons, and
+    no change to the DOM for `quiet_ms` (late elements, charts re-laid out, handlers attached)."""
+    page.wait_for_function(_SETTLED_JS, arg=quiet_ms, polling="raf", timeout=timeout)
+
+
 def shot(page: Page, name: str) -> None:
     """Save the whole page. Streamlit scrolls inside its main section, not the document, so
     the viewport grows to the section's height for the picture."""
@@ -117,7 +141,10 @@ def shot(page: Page, name: str) -> None:
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight || 0")
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
-    page.wait_for_timeout(300)  # charts re-layout to the new size
+    try:
+        settled(page, timeout=10_000)  # charts re-layout to the new size
+    except PlaywrightTimeout:
+        pass  # a page that keeps changing (a live run) is pictured as it is
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size(size)
 
@@ -156,7 +183,7 @@ def settled_canvas(page: Page):
     deadline = time.monotonic() + STEP_MS / 1000
     while True:
         expect(canvas).to_have_count(1, timeout=STEP_MS)
-        page.wait_for_timeout(300)
+        settled(page)
         if canvas.count() == 1 and canvas.is_visible():
             return canvas
         assert time.monotonic() < deadline, "the canvas did not settle"
@@ -236,11 +263,17 @@ def progress_value(page: Page) -> float:
     return float(bar.get_attribute("aria-valuenow") or 0)
 
 
+def percent_done(row: dict) -> float:
+    """A run row of the store -> the share of its training samples seen, in percent."""
+    p = row["progress"]
+    return 100.0 * p["samples_seen"] / p["total_samples"] if p else 0.0
+
+
 def test_training_runs_on_while_the_user_is_elsewhere(page, app_url):
     page.goto(app_url + "/Train")
     wait_rendered(page, "Hyperparameters")
     set_number(page, "Epochs", 3)  # on all 50,000 images: 10-20 s, long enough to leave and return
-    time.sleep(0.5)  # let the last rerun settle before the click
+    settled(page)  # the last rerun is done before the click
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_text(re.compile(r"Training: epoch \d/3"))).to_be_visible(timeout=STEP_MS)
     first = progress_value(page)
@@ -248,7 +281,14 @@ def test_training_runs_on_while_the_user_is_elsewhere(page, app_url):
     shot(page, "train-running")
     sidebar_link(page, "Draw").click()
     wait_rendered(page, "Draw a digit")
-    time.sleep(2)
+    # Elsewhere until the run, in the lab's store, is two points further on than the page showed.
+    store = Store()  # the test session's own (MNISTNET_DB_URL, set by conftest.py for the app too)
+    run_id = store.list_runs(statuses=ACTIVE, limit=1)[0]["id"]
+    deadline = time.monotonic() + 180
+    while (row := store.run(run_id))["status"] in ACTIVE and percent_done(row) < first + 2:
+        assert time.monotonic() < deadline, f"run #{run_id} did not go on while the user was elsewhere: {row}"
+        time.sleep(0.2)
+    store.engine.dispose()
     sidebar_link(page, "Train").click()
     wait_rendered(page, "Hyperparameters")
     finished = page.get_by_text(re.compile(r"Finished in [\d.]+ s: test accuracy"))
@@ -291,9 +331,18 @@ def test_a_confusion_cell_opens_its_gallery_and_the_link_shares_it(page, app_url
     wait_rendered(page, "Where does the network err?")
     ensure_model(page, page.locator(".js-plotly-plot"))
     expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=STEP_MS)
-    page.wait_for_timeout(500)  # plotly attaches its click handlers after drawing
-    click_cell(page, 4, 9)
     heading = page.get_by_role("heading", name=re.compile(r"True 4, predicted 9: \d+ test images?"))
+    deadline = time.monotonic() + STEP_MS / 1000
+    while True:  # plotly attaches its click handlers after drawing: click until one is heard
+        settled(page)
+        if heading.count():
+            break
+        assert time.monotonic() < deadline, "clicking the confusion matrix opened no gallery"
+        click_cell(page, 4, 9)
+        try:
+            heading.wait_for(timeout=3_000)
+        except PlaywrightTimeout:
+            pass
     expect(heading).to_be_visible(timeout=STEP_MS)
     page.wait_for_url(re.compile(r"true=4&pred=9"), timeout=STEP_MS)
     title = heading.inner_text()
@@ -313,7 +362,7 @@ def test_a_confusion_cell_opens_its_gallery_and_the_link_shares_it(page, app_url
         expect(p2.get_by_role("heading", name=title)).to_be_visible(timeout=STEP_MS)
         expect(p2.get_by_test_id("stImage")).to_have_count(min(n, 60))
         expect(p2.locator(".js-plotly-plot")).to_have_count(1)
-        p2.wait_for_timeout(1000)
+        settled(p2)
         assert_no_exception(p2)
         shot(p2, "analyze-shared-link")
     finally:
@@ -331,7 +380,7 @@ def test_a_confusion_cell_opens_its_gallery_and_the_link_shares_it(page, app_url
 def test_no_page_shows_an_exception(page, app_url, path, name, text):
     page.goto(app_url + path)
     ensure_model(page, page.get_by_text(text))
-    page.wait_for_timeout(1000)  # late elements (charts) would show their errors by now
+    settled(page)  # late elements (charts) have drawn, or shown their errors
     assert_no_exception(page)
     shot(page, f"page-{name}")
 
@@ -352,7 +401,7 @@ def idle(page) -> None:
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=STEP_MS)
     # a rerun can briefly show the old and the new canvas: wait for exactly one
     expect(page.locator("canvas.upper-canvas")).to_have_count(1, timeout=STEP_MS)
-    page.wait_for_timeout(500)
+    settled(page)
 
 
 def choose(page, label_text: str, option: str) -> None:
@@ -393,6 +442,9 @@ def test_keep_drawings_fine_tune_and_see_runs_and_data(page, app_url):
     SHOTS.mkdir(parents=True, exist_ok=True)
     (SHOTS.parent / "finetune.json").write_text(json.dumps(figures, indent=1))
     print("fine-tuning on mouse-drawn digits:", figures)
+    # The same four digits test_drawn_digits_are_read reads, only smaller or larger and elsewhere
+    # on the canvas: preprocessing takes size and place away, so each is read as drawn.
+    assert read_right == len(DRAWINGS), f"{read_right} of {len(DRAWINGS)} drawings read right"
 
     sidebar_link(page, "Runs").click()
     wait_rendered(page, "Every training run")

@@ -32,6 +32,7 @@ from test_browser import (
     free_port,
     server_errors,
     set_number,
+    settled,
     settled_canvas,
     shot,
     sidebar_link,
@@ -215,7 +216,7 @@ def assert_clean(page: Page, where: str) -> None:
 
 def settle(page: Page) -> None:
     """Let the rerun a widget caused finish before the next action."""
-    page.wait_for_timeout(400)
+    settled(page)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=STEP_MS)
 
 
@@ -341,7 +342,10 @@ def test_another_visitor_cannot_take_over_a_run(lab, visitor):
     # C's Train page knows nothing of A's run: no progress, no Stop; their own Start is free.
     open_page(c, lab.url, "/Train")
     expect(c.get_by_role("button", name="Start training")).to_be_enabled()
-    c.wait_for_timeout(1000)  # a live run would have drawn its progress by now (1 s polls)
+    settled(c)
+    # The wait is what is tested: for one polling period (1 s) after the page has settled, no
+    # progress of A's live run appears on C's page (absence cannot be waited on as a condition).
+    c.wait_for_timeout(1000)
     expect(stop_button(c)).to_have_count(0)
     expect(c.get_by_text(LIVE)).to_have_count(0)
     expect(c.get_by_text("Your last run")).to_have_count(0)
@@ -410,7 +414,7 @@ def test_a_running_run_offers_stop_not_delete(lab, visitor):
     # Nothing of A's refers to the deleted run, which was A's current model.
     for path in ("/", "/Train", "/Analyze", "/Draw", f"/Runs?run={rid}"):
         open_page(a, lab.url, path)
-        a.wait_for_timeout(500)  # late elements would show their errors by now
+        settled(a)  # late elements have drawn, or shown their errors
         assert_clean(a, f"{path} after deleting run #{rid}")
         if path == "/":
             assert f"run #{rid}" not in source_text(a)
@@ -708,7 +712,7 @@ def test_no_page_shows_internals_to_any_visitor(lab, visitor):
         page = visitor()
         for path in (*PAGES, *links):
             open_page(page, lab.url, path, timeout=4 * STEP_MS)
-            page.wait_for_timeout(500)  # late elements (charts, tables) would show their errors by now
+            settled(page)  # late elements (charts, tables) have drawn, or shown their errors
             assert_clean(page, f"{path} for the {who} visitor")
             if who == "second":
                 shot(page, f"shared-walk-{path.strip('/').replace('?', '-').replace('=', '') or 'home'}")

@@ -86,7 +86,9 @@ def test_stop_while_queued_never_runs(store, cluster):
         store.request_stop(run_id, "busy")
     for run_id in busy:
         assert wait(store, cluster, run_id, ("stopped",))["error"] is None
-    time.sleep(1.0)
+    # The workers are free again: a run submitted after the stopped one starts and finishes,
+    # so the workers have taken what was queued for them; the stopped run never ran.
+    wait(store, cluster, submit(store, cluster), ("finished",))
     row = store.run(queued)
     assert row["status"] == "stopped" and row["running_at"] is None and row["epochs"] == 0
 

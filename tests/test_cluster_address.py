@@ -29,11 +29,13 @@ def cluster_by_address(tmp_path):
                                       "--no-dashboard", "--scheduler-file", str(sched_file)],
                               env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)]
     deadline = time.monotonic() + 60
-    while not sched_file.exists():
+    address = None
+    while address is None:  # the file appears before the scheduler has finished writing it
         assert time.monotonic() < deadline, "the scheduler did not start"
-        time.sleep(0.1)
-    time.sleep(0.2)
-    address = json.loads(sched_file.read_text())["address"]
+        try:
+            address = json.loads(sched_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
     for i in range(2):  # with a nanny each, as `dask worker ADDRESS` starts them on another machine
         procs.append(subprocess.Popen(DASK + ["distributed.cli.dask_worker", address, "--nthreads", "1",
                                               "--nworkers", "1", "--no-dashboard", "--name", f"far-{i}"],

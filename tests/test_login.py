@@ -33,6 +33,7 @@ from test_browser import (
     assert_no_exception,
     free_port,
     server_errors,
+    settled,
     shot,
     wait_healthy,
 )
@@ -209,8 +210,7 @@ def pick(page: Page, box, option: str) -> None:
     """Choose `option` in the selectbox `box`. A rerun that lands as the list opens closes it
     again, so: wait for the page to be idle, open, and try again if no list shows."""
     for _ in range(5):
-        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=STEP_MS)
-        page.wait_for_timeout(300)
+        settled(page)
         box.click()
         item = page.get_by_role("option", name=option, exact=True)
         try:

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -74,17 +75,18 @@ def _without_times(h):
     return d
 
 
-def test_reshuffles_every_epoch(small, monkeypatch):
-    seen = []
-    real_take = np.take
-
-    def spy(a, idx, *args, **kw):
-        if kw.get("axis") == 0 and a.ndim == 2 and a.shape[0] == 2000:
-            seen.append(np.array(idx))
-        return real_take(a, idx, *args, **kw)
-    monkeypatch.setattr(np, "take", spy)
-    train(MLP((784, 8, 10)), small, TrainConfig(epochs=2, batch_size=2000))
-    assert len(seen) == 2 and sorted(seen[0]) == sorted(seen[1]) and not np.array_equal(seen[0], seen[1])
+def test_reshuffles_every_epoch_and_sees_every_image_once(small):
+    """With a learning rate too small to change a float32 weight, each batch's loss is a fixed
+    function of which images it holds: the batches of the two epochs differ (a new order), and
+    each epoch's batches average to the loss over all 2,000 images (each image once)."""
+    model = MLP((784, 8, 10))
+    hist = train(model, small, TrainConfig(epochs=2, batch_size=50, learning_rate=1e-12, progress_every=1))
+    losses = np.array([loss for _, loss in hist.batch_losses]).reshape(2, 40)  # (epoch, batch)
+    full = hist.epochs[0]["train"]["loss"]
+    assert hist.epochs[1]["train"]["loss"] == pytest.approx(full, rel=1e-6)  # the weights stood still
+    assert losses.mean(axis=1) == pytest.approx([full, full], rel=1e-5)
+    assert not np.allclose(losses[0], losses[1])
+    assert not np.allclose(np.sort(losses[0]), np.sort(losses[1]))  # other batches, not the same ones reordered
 
 
 def test_progress_and_stop(small):
@@ -114,9 +116,32 @@ def test_divergence_names_lr_and_keeps_last_finite_epoch(small):
     good = model.copy_parameters()
     with pytest.raises(TrainingDiverged, match="learning_rate=10") as e:
         train(model, small, TrainConfig(epochs=2, learning_rate=10.0))
-    assert "epoch 0" in str(e.value) or "epoch 1" in str(e.value)
+    # lr 10 blows up within the first epoch: nothing of this run is kept
+    assert re.search(r"at epoch 1, batch \d+ with", str(e.value)), str(e.value)
+    assert "keeps the weights of epoch 0." in str(e.value), str(e.value)
+    assert model.history.status == "failed" and model.history.epochs == []
     assert all(np.isfinite(p).all() for p in model.parameters())
     assert all(np.array_equal(x, y) for x, y in zip(model.parameters(), good))
+
+
+def test_divergence_in_the_second_epoch_keeps_the_first(small):
+    """A run whose weights overflow after its first epoch stops at the second epoch's first
+    batch, names it, and keeps the first epoch's weights (not the starting ones)."""
+    model = MLP((784, 16, 10), seed=0)
+    start = model.copy_parameters()
+    after_first = []
+
+    def on_progress(p):
+        if p.epoch_record is not None and p.epoch == 1:
+            after_first.extend(model.copy_parameters())
+            model.weights[0][...] = np.inf  # as if a step had overflowed
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, small, TrainConfig(epochs=3, batch_size=100), on_progress=on_progress)
+    assert "at epoch 2, batch 1 with learning_rate=0.13" in str(e.value), str(e.value)
+    assert "keeps the weights of epoch 1." in str(e.value), str(e.value)
+    assert model.history.status == "failed" and [r["epoch"] for r in model.history.epochs] == [1]
+    assert all(np.array_equal(x, y) for x, y in zip(model.parameters(), after_first))
+    assert not np.array_equal(model.weights[0], start[0])  # the first epoch trained
 
 
 def test_options_momentum_cosine_decay_shift(small):

@@ -16,7 +16,10 @@ from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, c
 PRESET_LABELS = {"seed": "Seed report", "best": "Best"}
 LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
           "train_size": "Training images", "momentum": "Momentum", "lr_schedule": "Learning-rate schedule",
-          "weight_decay": "Weight decay", "shift_pixels": "Random shifts"}
+          "weight_decay": "Weight decay", "shift_pixels": "Random shifts", "rotate_degrees": "Rotation",
+          "scale": "Scaling", "shear_degrees": "Slant", "translate_pixels": "Translation",
+          "thickness": "Stroke thickness", "elastic_alpha": "Elastic distortion",
+          "elastic_sigma": "Elastic smoothness"}
 CONFIG_FIELDS = tuple(LABELS)
 __all__ = ["MAX_HIDDEN_LAYERS", "MAX_LAYER_SIZE", "MAX_SEED", "MAX_BATCH", "MAX_EPOCHS", "MAX_LEARNING_RATE",
            "validate", "field_error", "hidden_error", "preset_values", "parse_seed"]

@@ -10,7 +10,7 @@ import streamlit as st
 PAGES = [("app.py", "Home", ":material/home:"), ("pages/1_Train.py", "Train", ":material/model_training:"),
          ("pages/2_Analyze.py", "Analyze", ":material/grid_on:"), ("pages/3_Draw.py", "Draw", ":material/draw:"),
          ("pages/4_Runs.py", "Runs", ":material/history:"), ("pages/5_Data.py", "Data", ":material/database:"),
-         ("pages/6_Sweep.py", "Sweep", ":material/tune:")]
+         ("pages/6_Sweep.py", "Sweep", ":material/tune:"), ("pages/7_Inside.py", "Inside", ":material/neurology:")]
 
 
 def configure(title: str) -> None:

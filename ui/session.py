@@ -2,7 +2,7 @@
 
 Imports streamlit, numpy, mnistnet, ui.identity and ui.resources. The current model lives in
 the store (per owner), so it comes back after any reload, on any page, in any tab. A session
-keeps only caches: the loaded model and its test-set probabilities. Getters have no side
+keeps only caches: the loaded model, its snapshots and its test-set probabilities. Getters have no side
 effects but these caches.
 
 Tests inject small data and a model through `st.session_state[INJECT_KEY]` (an `Injected`),
@@ -17,11 +17,13 @@ import numpy as np
 import streamlit as st
 
 from mnistnet import MLP, metrics
+from mnistnet.snapshots import Snapshot
 from ui import identity, resources
 
 INJECT_KEY = "mnistnet.inject"
 LOADED_KEY = "session.loaded"  # (model id, MLP): the last model loaded from the store
 PREDICTIONS_KEY = "session.predictions"  # (MLP, (n, 10) float32 test probabilities)
+SNAPSHOTS_KEY = "session.snapshots"  # (model key as in LOADED_KEY, [Snapshot]): the last model's
 DEFAULT_RUN = "default_run"  # meta key: the run that trains the store's default model
 SERVER_OWNER = "mnistnet"  # owns the default model's run: no visitor can stop or delete it
 
@@ -95,6 +97,23 @@ def current() -> ModelEntry | None:
     if row is None:
         return default_entry()
     return ModelEntry(_load(row["model_id"]), row["source"], row["model_id"], row["test_accuracy"])
+
+
+def current_snapshots() -> list[Snapshot]:
+    """The snapshots of the visitor's current model (`current()`), ascending epochs; [] when it
+    has none (an uploaded file without them, a model trained before they were kept, an injected
+    one). They are stored with the model, so a copy made by "Use this model" has them too.
+    Weights (fan_in, fan_out) and biases (fan_out,) float32; kept per session for that model."""
+    entry = current()
+    if entry is None or entry.model_id is None:
+        return []
+    key = (entry.model_id, resources.store().model_sha256(entry.model_id))
+    cached = st.session_state.get(SNAPSHOTS_KEY)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    snaps = resources.store().model_snapshots(entry.model_id)
+    st.session_state[SNAPSHOTS_KEY] = (key, snaps)
+    return snaps
 
 
 def set_current(model_id: int, source: str, test_accuracy: float | None = None) -> None:

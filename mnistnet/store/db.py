@@ -1,4 +1,5 @@
-"""The Store: samples, runs, epoch metrics, models, drawings and current models in one database.
+"""The Store: samples, runs, epoch metrics, models (and their snapshots), drawings and current
+models in one database.
 
 SQLAlchemy 2 Core. SQLite by default (a file in $XDG_DATA_HOME/mnistnet, WAL mode);
 MNISTNET_DB_URL selects another database (PostgreSQL through psycopg 3). Imports numpy,
@@ -21,7 +22,8 @@ import sqlalchemy as sa
 from ..data import MNIST, Split
 from ..modelfile import load_model, model_bytes
 from ..network import MLP
-from .schema import SCHEMA_VERSION, StoreError, current, drawings, meta, migrate, models, samples
+from ..snapshots import Snapshot, decode, encode
+from .schema import SCHEMA_VERSION, StoreError, current, drawings, meta, migrate, models, samples, snapshots
 
 SOURCES = ("mnist", "upload", "drawing")
 
@@ -186,31 +188,61 @@ class BaseStore:
                                                 sha256=hashlib.sha256(blob).hexdigest(),
                                                 created_at=time.time())).inserted_primary_key[0]
 
-    def model_blob(self, model_id: int) -> bytes:
+    def _npz(self, model_id: int) -> bytes:
+        """The model's own file as stored (never with snapshots: those are rows of their own)."""
         with self.engine.connect() as c:
             blob = c.execute(sa.select(models.c.npz).where(models.c.id == model_id)).scalar()
         if blob is None:
             raise StoreError(f"there is no model #{model_id} in the store (it was deleted)")
         return blob
 
+    def model_blob(self, model_id: int) -> bytes:
+        """The model's file as a visitor downloads it: its .npz with its snapshots, if it has
+        any (a model without any: the very bytes stored, e.g. as uploaded)."""
+        blob = self._npz(model_id)
+        snaps = self.model_snapshots(model_id)
+        return model_bytes(load_model(blob), snaps) if snaps else blob
+
+    def model_snapshots(self, model_id: int) -> list[Snapshot]:
+        """The snapshots kept with model `model_id`, ascending epochs ([] for none, or no model)."""
+        q = sa.select(snapshots.c.data).where(snapshots.c.model_id == model_id).order_by(snapshots.c.epoch)
+        with self.engine.connect() as c:
+            return [s for (data,) in c.execute(q) for s in decode(data)]
+
+    def _add_snapshots(self, c, model_id: int, snaps, keep=None) -> None:
+        """Store `snaps` with model `model_id`; then, if `keep` (epochs) is given, drop its
+        snapshots of any other epoch."""
+        for s in snaps:
+            c.execute(snapshots.insert().values(model_id=model_id, epoch=s.epoch, data=encode([s])))
+        if keep is not None:
+            c.execute(snapshots.delete().where(snapshots.c.model_id == model_id,
+                                               snapshots.c.epoch.not_in([float(e) for e in keep])))
+
     def model_sha256(self, model_id: int) -> str | None:
         with self.engine.connect() as c:
             return c.execute(sa.select(models.c.sha256).where(models.c.id == model_id)).scalar()
 
     def load_model(self, model_id: int) -> MLP:
-        return load_model(self.model_blob(model_id))
+        return load_model(self._npz(model_id))
 
     def copy_model(self, model_id: int, owner: str, name: str) -> int:
-        """A copy of model `model_id` that belongs to `owner` and to no run -> its id."""
+        """A copy of model `model_id` (with its snapshots) that belongs to `owner` and to no
+        run -> its id."""
         _check_owner(owner)
         with self._write() as c:
             row = c.execute(sa.select(models.c.npz, models.c.sha256, models.c.epoch)
                             .where(models.c.id == model_id)).first()
             if row is None:
                 raise StoreError(f"there is no model #{model_id} in the store (it was deleted)")
-            return c.execute(models.insert().values(run_id=None, name=name, npz=row.npz, sha256=row.sha256,
+            copy = c.execute(models.insert().values(run_id=None, name=name, npz=row.npz, sha256=row.sha256,
                                                     owner=owner, epoch=row.epoch, created_at=time.time())
                              ).inserted_primary_key[0]
+            # its snapshots come along: the copy stays whole if the run is deleted
+            c.execute(snapshots.insert().from_select(
+                ["model_id", "epoch", "data"],
+                sa.select(sa.literal(copy, sa.Integer), snapshots.c.epoch, snapshots.c.data)
+                .where(snapshots.c.model_id == model_id)))
+            return copy
 
     # -- each visitor's current model ------------------------------------------------------
     def set_current(self, owner: str, model_id: int, source: str, test_accuracy: float | None = None) -> None:

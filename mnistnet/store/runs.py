@@ -15,9 +15,10 @@ import time
 
 import sqlalchemy as sa
 
+from ..modelfile import model_bytes
 from ..network import MLP
 from .db import BaseStore, _check_owner
-from .schema import StoreError, epochs, models, runs, sweeps
+from .schema import StoreError, epochs, models, runs, snapshots, sweeps
 
 RUN_STATUSES = ("queued", "running", "finished", "stopped", "interrupted", "failed")
 ACTIVE = ("queued", "running")
@@ -112,21 +113,31 @@ class Store(BaseStore):
             c.execute(runs.update().where(runs.c.id == run_id).values(
                 progress=json.dumps(progress), losses=json.dumps(losses)))
 
-    def add_epoch(self, run_id: int, record: dict, model: MLP | None = None) -> int | None:
+    def add_epoch(self, run_id: int, record: dict, model: MLP | None = None, snaps=(),
+                  keep=None) -> int | None:
         """Record one finished epoch (a History epoch record) and, if given, the model as it is
-        now (replacing the run's previous one), in one transaction -> the model id."""
+        now (replacing the run's previous one, whose snapshots it takes over), with the new
+        snapshots `snaps` (`mnistnet.snapshots.Snapshot`s) and only those of the epochs in
+        `keep` (None: all), in one transaction -> the model id."""
         with self._write() as c:
             c.execute(epochs.insert().values(run_id=run_id, epoch=int(record["epoch"]),
                                              test_accuracy=float(record["test"]["accuracy"]),
                                              metrics=json.dumps(record)))
             if model is None:
                 return None
-            return self._replace_model(c, run_id, model, int(record["epoch"]))
+            model_id = self._replace_model(c, run_id, model, int(record["epoch"]))
+            self._add_snapshots(c, model_id, snaps, keep)
+            return model_id
 
     def _replace_model(self, c, run_id: int, model: MLP, epoch: int | None) -> int:
+        """The run's model replaced by `model`; the snapshots move to the new row."""
         owner = c.execute(sa.select(runs.c.owner).where(runs.c.id == run_id)).scalar()
-        c.execute(models.delete().where(models.c.run_id == run_id))
-        return self._insert_model(c, model, f"run {run_id}", run_id, owner, epoch)
+        old = c.execute(sa.select(models.c.id).where(models.c.run_id == run_id)).scalars().all()
+        new = self._insert_model(c, model, f"run {run_id}", run_id, owner, epoch)
+        if old:
+            c.execute(snapshots.update().where(snapshots.c.model_id.in_(old)).values(model_id=new))
+            c.execute(models.delete().where(models.c.id.in_(old)))
+        return new
 
     def stop_requested(self, run_id: int) -> bool:
         with self.engine.connect() as c:
@@ -271,8 +282,13 @@ class Store(BaseStore):
                            blob: bytes | None = None) -> tuple[int, int]:
         """Store an uploaded model as a finished run of origin 'upload' carrying the epochs of
         its own (validated) history, so it is listed, compared and linked like any run; `blob`
-        is its file as uploaded (already checked by load_model). -> (run id, model id)."""
+        is its file as uploaded (already checked by load_model). Snapshots the file carried
+        (`model.snapshots`, set by load_model) are kept as the store keeps any, beside the
+        model's file without them. -> (run id, model id)."""
         _check_owner(owner)
+        snaps = getattr(model, "snapshots", None) or []
+        if snaps:
+            blob = model_bytes(model, snapshots=[])
         hist = model.history
         now = time.time()
         with self._write() as c:
@@ -285,7 +301,9 @@ class Store(BaseStore):
                 c.execute(epochs.insert().values(run_id=run_id, epoch=int(record["epoch"]),
                                                  test_accuracy=float(record["test"]["accuracy"]),
                                                  metrics=json.dumps(record)))
-            return run_id, self._insert_model(c, model, name, run_id, owner, blob=blob)
+            model_id = self._insert_model(c, model, name, run_id, owner, blob=blob)
+            self._add_snapshots(c, model_id, snaps)
+            return run_id, model_id
 
     def set_note(self, run_id: int, note: str) -> None:
         """A sentence about the run for its owner (e.g. whether it became the current model)."""

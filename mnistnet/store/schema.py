@@ -5,14 +5,15 @@ of the browser's key, or the signed-in account), queues runs (queued -> running 
 stopped / failed / interrupted) with their live progress and a stop flag, keeps each visitor's
 current model, and groups runs into sweeps. `migrate` creates or upgrades a store in one
 transaction, holding a lock first, so two processes opening an old store at once upgrade it
-once.
+once. Version 4 keeps snapshots of the weights through training, one row each, with the model
+they belong to (so they follow a copy of it and go when it goes).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 EARLIER = "earlier"  # the owner of rows made before owners existed (upgrade 2 -> 3)
 
 metadata = sa.MetaData()
@@ -83,6 +84,12 @@ models = sa.Table(
     sa.Column("epoch", sa.Integer),  # schema 3: the epochs it has trained (None: unknown)
     sqlite_autoincrement=True,  # never an id of a deleted model: a cache keyed by id stays right
 )
+snapshots = sa.Table(
+    "snapshots", metadata,  # schema 4: the weights through training (mnistnet.snapshots), one row each
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("epoch", sa.Float, primary_key=True),  # 0.0, the early fraction, 1.0, 2.0, ...
+    sa.Column("data", sa.LargeBinary, nullable=False),  # snapshots.encode([that one snapshot])
+)
 drawings = sa.Table(
     "drawings", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -135,7 +142,12 @@ def _upgrade_2_to_3(c) -> None:
     c.execute(sa.text("CREATE INDEX ix_runs_status ON runs (status)"))  # not sa.Index: it would join `runs`
 
 
-UPGRADES = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}  # from version -> function bringing it to version + 1
+def _upgrade_3_to_4(c) -> None:
+    snapshots.create(c)  # models trained before have none
+
+
+# from version -> the function bringing it to version + 1
+UPGRADES = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4}
 _LOCK_ID = 7_702_839  # PostgreSQL advisory lock held while the schema is created or upgraded
 
 

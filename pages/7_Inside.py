@@ -1,0 +1,15 @@
+"""Inside: draw, and watch the network's layers respond in the browser at every frame."""
+
+import streamlit as st
+
+from ui import inside, views
+
+views.page("inside", "Inside")
+st.title("Inside the network")
+entry = views.require_model()
+if entry is None:
+    st.stop()
+st.caption("Draw with the mouse, a pen or a finger. Your browser runs the network on every frame: the "
+           "28 x 28 input, each hidden layer's units, the ten probabilities. Click a unit to see what "
+           "feeds it; slide through training to watch the features form.")
+inside.show(entry)

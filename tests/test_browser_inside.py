@@ -1,0 +1,171 @@
+"""The Inside page in a real Chromium: digits drawn with the mouse on the pad are read in the
+browser, and the server, handed the same drawing by "Keep it", reads the same digit; drawing
+sends nothing over the websocket; two visitors at once; a unit opened; the epoch slider.
+
+Reuses tests/test_browser.py's server, browser and page fixtures (one `streamlit run app.py`
+on a free port and the session's temporary SQLite store) and its helpers. Screenshots go to
+artifacts/inside/.
+"""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import test_browser
+from playwright.sync_api import Page, expect
+from test_browser import DIGITS, STEP_MS, VIEWPORT, assert_no_exception, ensure_model, sidebar_link
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "inside"
+pytestmark = pytest.mark.browser
+# test_browser.py's fixtures, by name: its server (with the server-log check), browser and page.
+app_url, browser, page = test_browser.app_url, test_browser.browser, test_browser.page
+
+
+class Wire:
+    """Bytes the server sends this page over its websocket (Streamlit's one connection)."""
+
+    def __init__(self, page: Page):
+        self.received = 0
+        self.frames = 0
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload) -> None:
+        self.frames += 1
+        self.received += len(payload)
+
+
+def open_inside(page: Page, url: str) -> None:
+    page.goto(url + "/Inside")
+    ensure_model(page, page.locator("canvas.pad"))
+    # The network has arrived once the pad invites drawing (not "Loading the network...").
+    expect(page.locator(".reading")).to_contain_text("Draw a digit", timeout=STEP_MS)
+
+
+def pad_stroke(page: Page, points, release: bool = True, step: float = 6) -> int:
+    """One stroke on the pad through `points` (pad pixels 0..280); returns the mouse moves made."""
+    box = page.locator("canvas.pad").bounding_box()
+    x0, y0 = box["x"], box["y"]
+    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
+    page.mouse.down()
+    moves = 0
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        n = max(2, int(math.hypot(xb - xa, yb - ya) / step))
+        for k in range(1, n + 1):
+            page.mouse.move(x0 + xa + (xb - xa) * k / n, y0 + ya + (yb - ya) * k / n)
+            moves += 1
+    if release:
+        page.mouse.up()
+    return moves
+
+
+def shown_digit(page: Page) -> str:
+    digit = page.locator("#inside-digit")
+    expect(digit).to_have_text(re.compile(r"^\d$"), timeout=STEP_MS)
+    return digit.inner_text()
+
+
+def keep_and_compare(page: Page) -> tuple[str, str]:
+    """Keep the drawing; -> (the digit the page showed, the server's reading of the same PNG)."""
+    shown = shown_digit(page)
+    page.locator("button.keep-it").click()
+    server = page.locator("#inside-server-digit")
+    expect(server).to_have_count(1, timeout=STEP_MS)
+    expect(page.locator("#inside-shown-digit")).to_have_text(shown)
+    expect(page.locator("button.keep-it")).to_have_text(re.compile(r"^Kept as a \d$"), timeout=STEP_MS)
+    return shown, server.inner_text()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def test_drawn_digits_read_in_the_browser_match_the_server(page, app_url):
+    wire = Wire(page)
+    open_inside(page, app_url)
+    loaded = wire.received
+    assert loaded > 4 * 784 * 10, f"only {loaded} bytes reached the page: the weights are missing"
+    for digit, points in DIGITS.items():
+        page.locator("button.clear").click()
+        expect(page.locator("#inside-digit")).to_have_count(0)
+        before = wire.frames
+        pad_stroke(page, points)
+        assert shown_digit(page) == digit, f"the page read {shown_digit(page)} for a drawn {digit}"
+        assert wire.frames == before, "drawing sent something over the websocket"
+        shown, server = keep_and_compare(page)
+        assert shown == server == digit, f"drew {digit}: the page showed {shown}, the server read {server}"
+        assert_no_exception(page)
+
+
+def test_undo_clear_and_pen_width(page, app_url):
+    open_inside(page, app_url)
+    pad_stroke(page, DIGITS["1"])
+    assert shown_digit(page) == "1"
+    pad_stroke(page, [(95, 60), (180, 60)])  # a bar across the top: no longer a clean 1
+    page.locator("button.undo").click()
+    assert shown_digit(page) == "1"  # undo brings back exactly the first stroke's reading
+    page.locator("button.clear").click()
+    expect(page.locator("#inside-digit")).to_have_count(0)
+    expect(page.locator("button.keep-it")).to_be_disabled()
+    page.locator("input.pen").fill("40")
+    pad_stroke(page, DIGITS["0"])
+    assert shown_digit(page) == "0"
+
+
+def test_two_visitors_draw_at_once_and_keep_their_own_digits(browser, app_url):
+    contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(2)]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for p in pages:
+            open_inside(p, app_url)
+        pad_stroke(pages[0], DIGITS["7"])
+        pad_stroke(pages[1], DIGITS["4"])
+        assert shown_digit(pages[0]) == "7" and shown_digit(pages[1]) == "4"
+        assert keep_and_compare(pages[0]) == ("7", "7")
+        # The kept 7 is one of the first visitor's digits on the Draw page, not the second's.
+        for p, has_digits in zip(pages, (True, False)):
+            sidebar_link(p, "Draw").click()
+            expect(p.get_by_text("Fine-tune on my digits").first).to_be_visible(timeout=STEP_MS)
+            mine = p.get_by_text(re.compile(r"You have \d+ labelled digits? of your own"))
+            if has_digits:
+                expect(mine).to_contain_text("7: ", timeout=STEP_MS)
+            else:
+                expect(p.get_by_text("Keep or correct a few drawings above")).to_be_visible(timeout=STEP_MS)
+        # Back on Inside, the pad still holds the first visitor's drawing.
+        sidebar_link(pages[1], "Inside").click()
+        assert shown_digit(pages[1]) == "4"
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def test_a_unit_opens_and_the_epoch_slider_replays_training(page, app_url):
+    open_inside(page, app_url)
+    pad_stroke(page, DIGITS["7"])
+    assert shown_digit(page) == "7"
+    grid = page.locator("canvas.grid").first
+    box = grid.bounding_box()
+    grid.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.3})
+    expect(page.locator(".unit-title")).to_contain_text(re.compile(r"Hidden layer 1, unit \d+: "))
+    expect(page.locator(".incoming-caption")).to_contain_text("one per pixel")
+    deeper = page.locator("canvas.grid").nth(1)
+    deeper.click(position={"x": 3, "y": 3})
+    expect(page.locator(".unit-title")).to_contain_text("Hidden layer 2, unit 0: ")
+    expect(page.locator(".incoming-caption")).to_contain_text("incoming weights from hidden layer 1")
+    slider = page.locator("input.epoch")
+    expect(slider).to_be_enabled(timeout=STEP_MS)  # the lab's model is trained here, with snapshots
+    n = int(slider.get_attribute("max"))
+    assert n >= 3, f"expected the initial, early and per-epoch snapshots, got {n}"
+    trained = page.locator(".conf").inner_text()
+    slider.fill("0")
+    expect(page.locator(".epoch-label")).to_contain_text("initial random weights")
+    # Untrained, the network is far from sure of anything: its top probability drops.
+    expect(page.locator(".conf")).not_to_have_text(trained)
+    assert float(page.locator(".conf").inner_text().rstrip("%")) < float(trained.rstrip("%"))
+    slider.fill(str(n))
+    expect(page.locator(".epoch-label")).to_contain_text("now, the current model")
+    expect(page.locator(".conf")).to_have_text(trained)
+    assert shown_digit(page) == "7"
+    assert_no_exception(page)

@@ -1,0 +1,190 @@
+"""The Inside page's component: a drawing pad that runs the current network in the browser
+(ui/inside_math.js + ui/inside.js + ui/inside.css, a Components v2 component), and its Python
+side: the payloads that carry the model and its training snapshots to the browser, and "Keep
+it", which stores a drawing the way the Draw page does (ui/mydigits.py).
+
+Imports streamlit, numpy, Pillow, mnistnet and the ui layers below (session, views, mydigits).
+
+The browser gets the weights once per page load as float32 bytes (the snapshots as the float16
+they are stored in) from two hidden mounts of the component; the visible pad lives in a
+fragment, so "Keep it" reruns the fragment only and never sends the weights again. While the
+visitor draws, nothing crosses the websocket: preprocessing and the forward pass run in JS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from mnistnet import MLP, drawing, preprocess_drawing
+from ui import mydigits, session, views
+
+HERE = Path(__file__).parent
+MAGIC, VERSION = b"MNIN", 1  # the payload format, read by decodePayload in ui/inside_math.js
+DEAD_SAMPLE = 1000  # a unit silent on all of this many MNIST test images is marked dead
+PAYLOAD_KEY = "inside.payload"  # (MLP, snapshot epochs, model id, model bytes, snapshot bytes)
+MESSAGE_KEY = "inside.message"  # (kind, text) after "Keep it", shown on the fragment's rerun
+KEPT_KEY = "inside.kept"  # {"nonce", "label", "ok"}: Python's answer to the pad's last "Keep it"
+MAX_PNG_CHARS = 2_000_000  # a 280x280 RGBA PNG as a data URL is far smaller
+PAD = 280  # the pad's size in CSS pixels, as on the Draw page (ui/canvas.py)
+
+JS = (HERE / "inside_math.js").read_text() + "\n" + (HERE / "inside.js").read_text()
+_component = st.components.v2.component(
+    "mnistnet_inside", js=JS, css=(HERE / "inside.css").read_text(), html="<div class='inside-root'></div>")
+
+
+def _array_spec(arrays: list[np.ndarray], dtype, body: list[bytes], offset: int) -> tuple[list[dict], int]:
+    """Append each array's bytes (as `dtype`, padded to 4 bytes) to `body`; their specs."""
+    specs = []
+    for a in arrays:
+        raw = np.ascontiguousarray(a, dtype=dtype).tobytes()
+        specs.append({"offset": offset, "count": int(np.size(a)), "dtype": np.dtype(dtype).name})
+        raw += b"\0" * (-len(raw) % 4)
+        body.append(raw)
+        offset += len(raw)
+    return specs, offset
+
+
+def _pack(header: dict, body: list[bytes]) -> bytes:
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    return MAGIC + struct.pack("<II", VERSION, len(text)) + text + b"".join(body)
+
+
+def dead_units(model: MLP, images: np.ndarray) -> list[list[int]]:
+    """Per hidden layer, the units whose ReLU output is 0 on every image. images: (n, 28, 28) uint8."""
+    h = model.scale_inputs(images)
+    dead = []
+    for W, b in zip(model.weights[:-1], model.biases[:-1]):
+        h = np.maximum(h @ W + b, 0)  # (n, units) float32
+        dead.append(np.flatnonzero(h.max(axis=0) <= 0).tolist())
+    return dead
+
+
+def model_payload(model: MLP, images: np.ndarray) -> tuple[str, bytes]:
+    """The model for the browser -> (its id: 16 hex digits of the SHA-256 of its weights, bytes).
+
+    Body: W0, b0, W1, b1, ... as float32, W (fan_in, fan_out) row-major. Header: layer sizes,
+    input scaling, preprocessing constants (mnistnet/drawing.py) and dead units over `images`.
+    """
+    body: list[bytes] = []
+    offset, layers = 0, []
+    for W, b in zip(model.weights, model.biases):
+        (w_spec, b_spec), offset = _array_spec([W, b], np.float32, body, offset)
+        layers.append({"w": w_spec, "b": b_spec})
+    digest = hashlib.sha256(b"".join(body)).hexdigest()[:16]
+    header = {"kind": "model", "id": digest, "sizes": list(model.layer_sizes), "mean": model.input_mean,
+              "std": model.input_std, "layers": layers, "dead": dead_units(model, images),
+              "preprocess": {"box": drawing.BOX, "field": drawing.FIELD, "centre": drawing.CENTRE,
+                             "ink_level": drawing.INK_LEVEL, "min_ink_fraction": drawing.MIN_INK_FRACTION}}
+    return digest, _pack(header, body)
+
+
+def snapshot_payload(model_id: str, model: MLP, snapshots, images: np.ndarray) -> bytes:
+    """The training snapshots of model `model_id` for the epoch slider: float16 arrays (as the
+    store keeps them), in epoch order, each with its dead units over `images`."""
+    body: list[bytes] = []
+    offset, entries = 0, []
+    for s in sorted(snapshots, key=lambda s: s.epoch):
+        layers = []
+        for W, b in zip(s.weights, s.biases):
+            (w_spec, b_spec), offset = _array_spec([W, b], np.float16, body, offset)
+            layers.append({"w": w_spec, "b": b_spec})
+        net = MLP.from_arrays([np.asarray(w, np.float32) for w in s.weights],
+                              [np.asarray(b, np.float32) for b in s.biases], model.input_mean, model.input_std)
+        entries.append({"epoch": float(s.epoch), "layers": layers, "dead": dead_units(net, images)})
+    return _pack({"kind": "snapshots", "id": model_id, "snapshots": entries}, body)
+
+
+def _payloads(entry: session.ModelEntry) -> tuple[str, bytes, bytes | None, int]:
+    """(model id, model bytes, snapshot bytes or None, snapshot count), built once per model and session."""
+    cached = st.session_state.get(PAYLOAD_KEY)
+    if cached is not None and cached[0] is entry.model:
+        return cached[1:]
+    images = views.data().test.images[:DEAD_SAMPLE]
+    model_id, model_bytes = model_payload(entry.model, images)
+    snaps = session.current_snapshots()
+    snap_bytes = snapshot_payload(model_id, entry.model, snaps, images) if snaps else None
+    st.session_state[PAYLOAD_KEY] = (entry.model, model_id, model_bytes, snap_bytes, len(snaps))
+    return model_id, model_bytes, snap_bytes, len(snaps)
+
+
+def show(entry: session.ModelEntry) -> None:
+    """The pad and everything it shows, for `entry`'s model."""
+    model_id, model_bytes, snap_bytes, n_snaps = _payloads(entry)
+    with views.hidden("inside-model"):
+        _component(key="inside.model", data=model_bytes, height="content")
+    _pad(entry, {"model": model_id, "snapshots": n_snaps, "pad": PAD,
+                 "no_snapshots": None if n_snaps else (
+                     "This model has no training snapshots (it was uploaded, fine-tuned or trained "
+                     "before snapshots were kept), so there is nothing to replay.")})
+    if snap_bytes is not None:  # after the pad: the pad works while these bytes arrive
+        with views.hidden("inside-snapshots"):
+            _component(key="inside.snapshots", data=snap_bytes, height="content")
+
+
+@st.fragment
+def _pad(entry: session.ModelEntry, meta: dict) -> None:
+    result = _component(key="inside.pad", data={**meta, "kept": st.session_state.get(KEPT_KEY)},
+                        on_keep_change=_noop, height="content")
+    request = getattr(result, "keep", None)
+    if request:
+        _keep(entry, request)
+        st.rerun(scope="fragment")  # the pad hears that its drawing was kept
+    if msg := st.session_state.pop(MESSAGE_KEY, None):
+        kind, text = msg
+        (st.success if kind == "ok" else st.error)(text)
+        if kind == "ok":
+            st.html(st.session_state.pop("inside.reading", ""))
+
+
+def _noop() -> None:
+    """The trigger reruns the fragment; `_pad` reads it there."""
+
+
+def drawing_from_png(data_url: str) -> np.ndarray:
+    """A 'data:image/png;base64,...' URL of the pad -> (280, 280, 4) uint8 RGBA. ValueError if it is not one."""
+    if not isinstance(data_url, str) or len(data_url) > MAX_PNG_CHARS or not data_url.startswith(
+            "data:image/png;base64,"):
+        raise ValueError("not a PNG data URL of the pad")
+    raw = base64.b64decode(data_url.split(",", 1)[1], validate=True)
+    with Image.open(io.BytesIO(raw)) as im:
+        if im.format != "PNG" or im.size != (PAD, PAD):
+            raise ValueError(f"expected a {PAD}x{PAD} PNG, got {im.format} {im.size}")
+        return np.asarray(im.convert("RGBA"), dtype=np.uint8)
+
+
+def _keep(entry: session.ModelEntry, request) -> None:
+    """Store the pad's drawing with the visitor's label (as the Draw page does), and read it on
+    the server too: the page says whether the server reads what the browser showed."""
+    st.session_state[KEPT_KEY] = {"nonce": str(request.get("nonce", "")) if isinstance(request, dict) else "",
+                                  "label": None, "ok": False}
+    try:
+        label, shown = int(request["label"]), int(request["shown"])
+        if not 0 <= label <= 9:
+            raise ValueError(f"label must be 0-9, got {label}")
+        digit = preprocess_drawing(drawing_from_png(request["png"]))
+    except (KeyError, TypeError, ValueError):
+        st.session_state[MESSAGE_KEY] = ("error", "That drawing could not be read: clear the pad and draw again.")
+        return
+    if digit is None:
+        st.session_state[MESSAGE_KEY] = ("error", "The pad is blank: draw a digit, then keep it.")
+        return
+    probs = entry.model.predict_proba(digit[None])[0]
+    best = int(probs.argmax())
+    mydigits.keep(digit, probs, label, entry)
+    st.session_state[KEPT_KEY].update(label=label, ok=True)
+    st.session_state[MESSAGE_KEY] = ("ok", f"Kept as a {label}: it joins your digits for fine-tuning "
+                                           "(on the Draw page).")
+    st.session_state["inside.reading"] = (
+        f"<div id='inside-server'>The server read the same drawing as "
+        f"<b id='inside-server-digit'>{best}</b> ({100 * probs[best]:.1f}%); this page showed "
+        f"<b id='inside-shown-digit'>{shown}</b>.</div>")
