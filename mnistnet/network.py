@@ -58,6 +58,16 @@ def check_model_limits(layer_sizes) -> tuple[int, ...]:
     return sizes
 
 
+# Independent random streams derived from one seed: changing how much one of them draws (say,
+# turning on augmentation) leaves the others' numbers as they were.
+STREAMS = ("init", "shuffle", "augment")
+
+
+def random_stream(seed: int, purpose: str) -> np.random.Generator:
+    """The Generator for `purpose` (one of STREAMS) of `seed` (an integer >= 0)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(purpose),)))
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """z: (n, k) logits -> (n, k) log-probabilities; finite for any finite z (max shift)."""
     shifted = z - z.max(axis=1, keepdims=True)
@@ -75,7 +85,7 @@ class MLP:
     def __init__(self, layer_sizes, seed: int = 0, input_mean: float = MNIST_MEAN,
                  input_std: float = MNIST_STD):
         self._set_up(layer_sizes, input_mean, input_std)
-        rng = np.random.default_rng(seed)
+        rng = random_stream(seed, "init")
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             bound = 1.0 / np.sqrt(fan_in)
             self.weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(np.float32))

@@ -17,7 +17,7 @@ from .augment import LIMITS as AUGMENT_LIMITS
 from .augment import Augmenter, augmenting
 from .data import Split
 from .metrics import Evaluator
-from .network import MLP, check_layer_sizes
+from .network import MLP, check_layer_sizes, random_stream
 from .sgd import Stepper
 from .snapshots import early_batch
 
@@ -350,7 +350,8 @@ def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> H
     shifter = (Augmenter(images, config, model.pixel_table()) if augmenting(config)
                else _Shifter(model, images, s) if s else None)
 
-    rng = np.random.default_rng(config.seed)
+    rng = random_stream(config.seed, "shuffle")  # the order of the samples
+    aug_rng = random_stream(config.seed, "augment")  # shifts and distortions
     stepper = Stepper(model, config, min(bs, n))
     xbuf = np.empty((min(bs, n), 784), dtype=np.float32)
     batches = math.ceil(n / bs)
@@ -371,7 +372,7 @@ def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> H
             idx = perm[b * bs:(b + 1) * bs]
             m = len(idx)
             if shifter is not None:
-                xb = shifter.batch(idx, rng, xbuf)
+                xb = shifter.batch(idx, aug_rng, xbuf)
             else:
                 xb = np.take(X, idx, axis=0, out=xbuf[:m])
             yb = labels[idx]

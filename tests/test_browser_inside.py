@@ -35,6 +35,16 @@ class Wire:
         self.frames += 1
         self.received += len(payload)
 
+    def settle(self, page: Page, quiet_ms: int = 1500, timeout_ms: int = STEP_MS) -> None:
+        """Wait until nothing has arrived for `quiet_ms` (a rerun's last messages trail its page)."""
+        waited, last, quiet = 0, self.frames, 0
+        while quiet < quiet_ms:
+            assert waited < timeout_ms, "the websocket never went quiet"
+            page.wait_for_timeout(100)
+            waited += 100
+            quiet = quiet + 100 if self.frames == last else 0
+            last = self.frames
+
 
 def open_inside(page: Page, url: str) -> None:
     page.goto(url + "/Inside")
@@ -90,6 +100,7 @@ def test_drawn_digits_read_in_the_browser_match_the_server(page, app_url):
     for digit, points in DIGITS.items():
         page.locator("button.clear").click()
         expect(page.locator("#inside-digit")).to_have_count(0)
+        wire.settle(page)
         before = wire.frames
         pad_stroke(page, points)
         assert shown_digit(page) == digit, f"the page read {shown_digit(page)} for a drawn {digit}"

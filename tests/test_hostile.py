@@ -17,6 +17,7 @@ from mnistnet import MLP, History, load_model
 from mnistnet.data import Split
 from mnistnet.modelfile import model_bytes
 from mnistnet.network import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, MAX_PARAMETERS, check_model_limits, parameter_count
+from mnistnet.snapshots import take
 from mnistnet.store import Store
 from mnistnet.uploads import (
     MAX_ENTRIES,
@@ -280,3 +281,45 @@ def test_fuzz(store):
             attempt(import_uploads, s, [("fuzz.png", data, 4)], "alice")
     assert sum(outcomes.values()) > 500 and outcomes["refused"] > 400
     assert peak[0] < 200 * MB
+
+
+# -- snapshots in model files (format version 2) ---------------------------------------------------
+def _snapshot_rows(path) -> int:
+    with sqlite3.connect(path) as c:
+        return c.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+
+
+@pytest.mark.parametrize("name, make", H.SNAPSHOT_MODELS, ids=[n for n, _ in H.SNAPSHOT_MODELS])
+def test_hostile_snapshots_refused_by_name(store, name, make):
+    s, path = store
+    data = make()
+    before, rows = counts(path), _snapshot_rows(path)
+    message = refused(load_model, data, match="^model file: ")
+    assert "snapshots" in message, message
+    with pytest.raises(UploadError, match="^up.npz: ") as e:
+        import_model_upload(s, data, "up.npz", "alice")
+    assert plain(str(e.value)) and "snapshots" in str(e.value)
+    assert counts(path) == before and _snapshot_rows(path) == rows
+
+
+def test_a_file_with_snapshots_is_kept_whole_and_fuzzed(store):
+    s, path = store
+    model = H.tiny_model()
+    snaps = [take(H.tiny_model(seed=1), 0.0), take(model, 1.0)]
+    good = model_bytes(model, snaps)
+    up = import_model_upload(s, good, "mine.npz", "alice")
+    assert [x.epoch for x in s.model_snapshots(up.model_id)] == [0.0, 1.0] and _snapshot_rows(path) == 2
+    outcomes = {"refused": 0, "accepted": 0}
+    rng = np.random.default_rng(2)
+    with peak_memory() as peak:
+        for data in H._mutations(rng, good, 150):
+            n0, rows = counts(path), _snapshot_rows(path)
+            try:
+                import_model_upload(s, data, "fuzz.npz", "alice")
+            except ValueError as e:
+                assert plain(str(e)), str(e)
+                assert counts(path) == n0 and _snapshot_rows(path) == rows
+                outcomes["refused"] += 1
+            else:
+                outcomes["accepted"] += 1
+    assert outcomes["refused"] > 100 and peak[0] < 200 * MB

@@ -177,3 +177,51 @@ def test_payload_round_trips_float32_weights(tmp_path, model):
         w = spec["w"]
         got = np.frombuffer(body, np.float32, w["count"], w["offset"]).reshape(W.shape)
         assert np.array_equal(got, W)
+
+
+def test_the_page_runs_with_an_injected_model(tiny_mnist, tiny_model):
+    """AppTest: the page mounts the pad for a model without snapshots, and says why no slider."""
+    import secrets
+
+    from streamlit.testing.v1 import AppTest
+
+    from ui import identity, session
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.session_state[session.INJECT_KEY] = session.Injected(tiny_mnist, tiny_model)
+    at.session_state[identity.OWNER_KEY] = f"v-test{secrets.token_hex(12)}"
+    at.switch_page("pages/7_Inside.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Inside the network"]
+    model_id, model_bytes, snap_bytes, n = at.session_state[inside.PAYLOAD_KEY][1:]
+    assert model_bytes[:4] == b"MNIN" and snap_bytes is None and n == 0
+
+
+@pytest.mark.parametrize("bad", [None, 42, "data:image/jpeg;base64,AAAA", "data:image/png;base64,!!!",
+                                 "data:image/png;base64,aGVsbG8=",  # valid base64, not a PNG
+                                 "data:image/png;base64," + "A" * (inside.MAX_PNG_CHARS + 1)])
+def test_keep_refuses_what_is_not_the_pads_png(bad):
+    with pytest.raises(ValueError):
+        inside.drawing_from_png(bad)
+
+
+def test_keep_refuses_a_png_of_another_size():
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (100, 100)).save(buf, "PNG")
+    with pytest.raises(ValueError, match="280x280"):
+        inside.drawing_from_png("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+
+
+def test_a_pad_png_round_trips_to_the_same_reading():
+    import base64
+    import io
+
+    rgba = rasterise(*DRAWINGS["seven"])
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    back = inside.drawing_from_png("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    assert np.array_equal(back, rgba)

@@ -107,7 +107,7 @@ function makePad(parent) {
   const galleryCanvas = $(".gallery"), galleryCtx = galleryCanvas.getContext("2d");
   const incoming = $(".incoming"), contribCtx = $(".contrib").getContext("2d");
 
-  let meta = null, trigger = null, model = null, modelId = null, snaps = null;
+  let meta = null, trigger = null, model = null, snaps = null;
   let nets = [], netIndex = -1, net = null, dead = [], pre = null;
   let layerViews = [], atlas = null, order = null, selected = null;
   let digit = null, best = -1, labelTouched = false, nonce = null, keeping = false, keptLabel = null;
@@ -205,7 +205,7 @@ function makePad(parent) {
     if (s !== snaps) { snaps = s; setupEpochs(); }
   }
   function setModel(m) {
-    model = m; modelId = meta.model;
+    model = m; selected = null; netIndex = -1; // another model: start afresh
     const h = m.header;
     pre = makePreprocessor(SIZE, SIZE, h.preprocess);
     nets = [makeNetwork(h.sizes, h.mean, h.std, m.weights, m.biases)];
@@ -249,7 +249,7 @@ function makePad(parent) {
     const idx = !snaps || pos >= n ? 0 : pos + 1;
     if (snaps) {
       epochLabel.textContent = idx === 0 ? `Through training: now, the current model (slide left to replay the ${n} snapshots)`
-        : `Through training: the network at ${epochText(snaps.snapshots[pos].epoch)}`;
+        : `Through training: ${epochText(snaps.snapshots[pos].epoch)}`;
     }
     if (idx === netIndex && !force) return;
     netIndex = idx;

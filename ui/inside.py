@@ -156,10 +156,13 @@ def drawing_from_png(data_url: str) -> np.ndarray:
             "data:image/png;base64,"):
         raise ValueError("not a PNG data URL of the pad")
     raw = base64.b64decode(data_url.split(",", 1)[1], validate=True)
-    with Image.open(io.BytesIO(raw)) as im:
-        if im.format != "PNG" or im.size != (PAD, PAD):
-            raise ValueError(f"expected a {PAD}x{PAD} PNG, got {im.format} {im.size}")
-        return np.asarray(im.convert("RGBA"), dtype=np.uint8)
+    try:
+        with Image.open(io.BytesIO(raw)) as im:  # lazy: the size is checked before decoding
+            if im.format != "PNG" or im.size != (PAD, PAD):
+                raise ValueError(f"expected a {PAD}x{PAD} PNG, got {im.format} {im.size}")
+            return np.asarray(im.convert("RGBA"), dtype=np.uint8)
+    except (OSError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a readable PNG: {e}") from None
 
 
 def _keep(entry: session.ModelEntry, request) -> None:

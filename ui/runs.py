@@ -1,8 +1,9 @@
 """The Runs page's pieces: labels and table rows of runs, and using a run's model.
 
 Imports streamlit, mnistnet and the ui layers below (resources, session). A run link
-(?run=ID) opens a run read-only for anyone; "Use this model" makes a copy of its model the
-visitor's current one, so the run's owner deleting it later takes nothing from them.
+(?run=ID) opens a run read-only for anyone; "Use this model" makes a copy of its model (with
+its weight snapshots) the visitor's current one, so the run's owner deleting it later takes
+nothing from them. A download (store.model_blob) is the model file with its snapshots.
 """
 
 from __future__ import annotations
