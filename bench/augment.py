@@ -52,40 +52,44 @@ def median_ms(fn, batches: int, warmup: int = 20) -> float:
     return 1000 * statistics.median(times)
 
 
+def measure(model: MLP, images: np.ndarray, bs: int, rng: np.random.Generator, batches: int) -> dict:
+    """Median ms per batch of `bs` images: each augmentation, a plain gather, one SGD step."""
+    idx = [rng.choice(len(images), bs, replace=False) for _ in range(64)]  # 64 random batches
+    out = np.empty((bs, 784), np.float32)
+    row = {}
+    for name, fields in KINDS.items():
+        cfg = TrainConfig(**fields)
+        aug = (_Shifter(model, images, cfg.shift_pixels) if set(fields) == {"shift_pixels"}
+               else Augmenter(images, cfg, model.pixel_table()))
+        row[name] = median_ms(lambda i, aug=aug: aug.batch(idx[i % 64], rng, out), batches)
+    table = model.pixel_table()
+    row["no augmentation (gather)"] = median_ms(
+        lambda i: np.take(table, images[idx[i % 64]].reshape(bs, -1), out=out), batches)
+    stepper = Stepper(model, TrainConfig(momentum=0.9), bs)
+    x, y = model.scale_inputs(images[:bs]), np.zeros(bs, np.int64)
+
+    def step(i):
+        stepper.loss(x, y)
+        stepper.update(y, 0.01, 0.01)
+
+    row["SGD step 784-512-256-10"] = median_ms(step, batches)
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 128])
     p.add_argument("--batches", type=int, default=300)
     args = p.parse_args()
     images = load_mnist().train.images  # (50000, 28, 28) uint8
-    labels = np.zeros(len(images), np.int64)
     model = MLP((784, 512, 256, 10), seed=0)
     rng = np.random.default_rng(0)
     result = {}
     with threadpool_limits(1):
         for bs in args.sizes:
-            idx = [rng.choice(len(images), bs, replace=False) for _ in range(64)]
-            out = np.empty((bs, 784), np.float32)
-            row = {}
-            for name, fields in KINDS.items():
-                cfg = TrainConfig(**fields)
-                aug = (_Shifter(model, images, cfg.shift_pixels) if set(fields) == {"shift_pixels"}
-                       else Augmenter(images, cfg, model.pixel_table()))
-                row[name] = median_ms(lambda i: aug.batch(idx[i % 64], rng, out), args.batches)
-            table = model.pixel_table()
-            row["no augmentation (gather)"] = median_ms(
-                lambda i: np.take(table, images[idx[i % 64]].reshape(bs, -1), out=out), args.batches)
-            stepper = Stepper(model, TrainConfig(momentum=0.9), bs)
-            x = model.scale_inputs(images[:bs])
-
-            def step(i):
-                stepper.loss(x, labels[:bs])
-                stepper.update(labels[:bs], 0.01, 0.01)
-
-            row["SGD step 784-512-256-10"] = median_ms(step, args.batches)
-            result[bs] = row
+            result[bs] = measure(model, images, bs, rng, args.batches)
             print(f"batch {bs}:")
-            for name, ms in row.items():
+            for name, ms in result[bs].items():
                 print(f"  {name:34s} {ms:7.3f} ms")
     print(json.dumps({"threads": 1, "batches": args.batches, "ms_per_batch": result}))
 

@@ -68,6 +68,17 @@ def test_output_is_float32_in_the_rows_asked_for(digits, fields):
     assert small.shape == (3, 784)
 
 
+def test_a_smaller_batch_after_a_larger_one_is_its_own(digits):
+    """The last batch of an epoch is smaller: nothing of the batch before may leak into it
+    (the buffers are reused), and it is what the same draw gives a fresh Augmenter."""
+    aug = Augmenter(digits, TrainConfig(**ALL), RAW)
+    out = np.empty((64, 784), np.float32)
+    aug.batch(np.arange(64), np.random.default_rng(1), out)
+    for n in (40, 31, 7):  # across chunk boundaries and within one
+        small = aug.batch(np.arange(n), np.random.default_rng(2), out).copy()
+        assert np.array_equal(small, augment(digits[:n], rng=2, **ALL))
+
+
 def test_same_seed_same_batch_other_seed_differs(digits):
     a, b, c = (augment(digits, rng=seed, **ALL) for seed in (5, 5, 6))
     assert np.array_equal(a, b)
@@ -208,10 +219,13 @@ def test_elastic_field_has_the_spread_of_its_formula(digits, alpha, sigma):
     assert np.allclose((g ** 2).sum(axis=1), 1 / (2 * sigma * np.sqrt(np.pi)), rtol=1e-3)
 
 
-def test_elastic_keeps_ink_and_moves_pixels_a_bounded_way(digits):
+def test_elastic_keeps_ink_and_moves_pixels_a_bounded_way(mnist):
     """Mild elastic distortion (alpha 2 px, sigma 4): no displacement exceeds alpha, so a dot's
-    ink stays within alpha + 1 px of it; and a digit's total ink stays within 25% (mean within
-    3%): the field stretches and squeezes, it does not add or remove strokes."""
+    ink stays within alpha + 1 px of it. Over 500 digits the total ink stays the same on
+    average (within 2%), and for 95% of them within 40% (alpha 34, sigma 4; 28-32% measured
+    over 3 seeds) or 15% (alpha 8, sigma 3; 10% measured, every one within 25%): the field
+    stretches and squeezes, it does not add or remove strokes."""
+    digits = mnist.train.images[:500]
     dot = np.zeros((100, 28, 28), np.uint8)
     dot[:, 10, 17] = 255
     out = augment(dot, elastic_alpha=2.0).reshape(-1, 28, 28)
@@ -220,9 +234,10 @@ def test_elastic_keeps_ink_and_moves_pixels_a_bounded_way(digits):
     assert len(ys) > 1  # it does move
     before = digits.reshape(len(digits), -1).sum(axis=1)
     ink = augment(digits, elastic_alpha=34.0).sum(axis=1) / before
-    assert abs(ink.mean() - 1) < 0.03 and np.abs(ink - 1).max() < 0.5
+    assert abs(ink.mean() - 1) < 0.02 and np.percentile(np.abs(ink - 1), 95) < 0.4
     mild = augment(digits, elastic_alpha=8.0, elastic_sigma=3.0).sum(axis=1) / before
-    assert abs(mild.mean() - 1) < 0.03 and np.abs(mild - 1).max() < 0.25
+    assert abs(mild.mean() - 1) < 0.02 and np.percentile(np.abs(mild - 1), 95) < 0.15
+    assert np.abs(mild - 1).max() < 0.3
 
 
 # -- real digits stay legible -------------------------------------------------------------

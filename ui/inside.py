@@ -124,8 +124,8 @@ def show(entry: session.ModelEntry) -> None:
         _component(key="inside.model", data=model_bytes, height="content")
     _pad(entry, {"model": model_id, "snapshots": n_snaps, "pad": PAD,
                  "no_snapshots": None if n_snaps else (
-                     "This model has no training snapshots (it was uploaded, fine-tuned or trained "
-                     "before snapshots were kept), so there is nothing to replay.")})
+                     "This model has no training snapshots (it came from a file without them, or was "
+                     "trained before snapshots were kept), so there is nothing to replay.")})
     if snap_bytes is not None:  # after the pad: the pad works while these bytes arrive
         with views.hidden("inside-snapshots"):
             _component(key="inside.snapshots", data=snap_bytes, height="content")

@@ -94,7 +94,9 @@ def form(n_train: int, disabled: bool) -> dict:
         # A text box: a number input cannot hold (or refuse) a seed beyond JavaScript's integers.
         values["seed"] = st.text_input("Seed", key=W + "seed", disabled=disabled,
                                        help=f"A whole number from 0 to {forms.MAX_SEED:,}: the same seed, "
-                                       "the same run.")
+                                       "the same run in this lab. (The CLI on more BLAS threads adds "
+                                       "the same products in another order, so its model differs "
+                                       "slightly: seed 0 of the seed preset lands 0.1-0.2 points apart.)")
         if msg := forms.field_error("seed", values["seed"], n_train):
             st.error(msg, icon=":material/error:")
         values["train_size"] = _number(
@@ -136,9 +138,10 @@ AUGMENTATION = {
 
 def _augmentation(values: dict, n_train: int, disabled: bool) -> None:
     """The augmentation inputs, four to a row; 0 turns each off."""
+    # Costs from bench/augment.py on one core of the lab's machine.
     st.caption("Augmentation: every training image is distorted anew each time it is used, so "
-               "the network learns digits as people draw them. Each costs about 1 to 4 ms per "
-               "batch of 128 (one step of a 784-512-256-10 network costs about 7).")
+               "the network learns digits as people draw them. All of it together costs about "
+               "3 ms per batch of 128 images, half a training step of a 784-512-256-10 network.")
     names = list(AUGMENTATION)
     for row in (names[:4], names[4:]):
         for col, f in zip(st.columns(4), row):
