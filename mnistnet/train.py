@@ -130,17 +130,24 @@ PRESETS: dict[str, tuple[tuple[int, ...], TrainConfig, str]] = {
     "seed": ((512, 256), TrainConfig(),
              "the course report's recipe: 784-512-256-10, SGD lr 0.13, batch 50, 2 epochs"),
     # What a newcomer gets: the seed network, trained on digits turned, slanted, thickened and
-    # thinned the way people draw them, so it reads drawings, not only MNIST.
-    "default": ((512, 256), TrainConfig(batch_size=64, learning_rate=0.05, epochs=3, momentum=0.9,
+    # thinned the way people draw them, so it reads drawings, not only MNIST (bench/drawn.py).
+    "default": ((512, 256), TrainConfig(batch_size=64, learning_rate=0.05, epochs=2, momentum=0.9,
                                         lr_schedule="cosine", rotate_degrees=10.0, scale=0.1,
                                         shear_degrees=10.0, translate_pixels=1.5, thickness=0.5),
-                "784-512-256-10 on drawn-like digits (turned, slanted, thicker and thinner), 3 epochs"),
-    "quick": ((512, 512), TrainConfig(batch_size=256, learning_rate=0.1, epochs=17, momentum=0.9,
+                "784-512-256-10 on digits turned, slanted, scaled, thickened and thinned; momentum 0.9, "
+                "lr 0.05 with cosine decay, batch 64, 2 epochs"),
+    "quick": ((512, 512), TrainConfig(batch_size=128, learning_rate=0.05, epochs=14, momentum=0.9,
                                       lr_schedule="cosine", shift_pixels=2),
-              "784-512-512-10, momentum 0.9, lr 0.1 with cosine decay, batch 256, +-2 px shifts, 17 epochs"),
-    "best": ((512, 512), TrainConfig(batch_size=128, learning_rate=0.05, epochs=20, momentum=0.9,
-                                     lr_schedule="cosine", shift_pixels=2),
-             "784-512-512-10, momentum 0.9, lr 0.05 with cosine decay, batch 128, +-2 px shifts, 20 epochs"),
+              "784-512-512-10, momentum 0.9, lr 0.05 with cosine decay, batch 128, +-2 px shifts, 14 epochs"),
+    # Simard et al. 2003's MLP reached 99.3% with elastic distortions; this one passes it in
+    # under 5 minutes on 2 cores: wider, momentum with a cosine schedule, affine + elastic +
+    # thickness on every batch (99.43% for seed 0 in 252 s, CLI).
+    "best": ((1024, 1024), TrainConfig(batch_size=128, learning_rate=0.02, epochs=45, momentum=0.9,
+                                       lr_schedule="cosine", rotate_degrees=10.0, scale=0.1,
+                                       shear_degrees=10.0, translate_pixels=2.0, elastic_alpha=34.0,
+                                       elastic_sigma=6.0, thickness=0.3),
+             "784-1024-1024-10, momentum 0.9, lr 0.02 with cosine decay, batch 128, affine + elastic + "
+             "thickness distortions, 45 epochs"),
 }
 DEFAULT_PRESET = "default"  # the model the lab trains for everyone when it has none
 

@@ -29,7 +29,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 1000}
-TRAIN_DEFAULT_TIMEOUT_MS = 240_000  # the seed preset on a busy 2-core machine
+TRAIN_DEFAULT_TIMEOUT_MS = 240_000  # the default model on a busy 2-core machine
 STEP_MS = 30_000
 
 pytestmark = pytest.mark.browser
@@ -161,9 +161,9 @@ def wait_rendered(page: Page, text: str, timeout: int = STEP_MS) -> None:
 
 
 def ensure_model(page: Page, ready) -> None:
-    """Wait for `ready` (a locator); if the page offers the seed preset instead, train it first
+    """Wait for `ready` (a locator); if the page offers the default model instead, train it first
     (once per server: later sessions share the default model)."""
-    button = page.get_by_role("button", name="Train the seed preset")
+    button = page.get_by_role("button", name="Train the default model")
     ready.or_(button).first.wait_for(timeout=STEP_MS)
     if button.count():
         button.click()

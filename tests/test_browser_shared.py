@@ -376,7 +376,7 @@ def test_another_visitor_cannot_take_over_a_run(lab, visitor):
     open_page(c, lab.url, "/")
     theirs = source_text(c)
     assert f"run #{rid}" not in theirs, f"A's run #{rid} became C's current model: {theirs}"
-    assert "the seed preset" in theirs or "There is no model yet" in theirs, theirs
+    assert "the default model" in theirs or "There is no model yet" in theirs, theirs
     assert_clean(c, "C's home")
     shot(c, "shared-takeover-C-home")
 

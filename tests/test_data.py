@@ -126,3 +126,18 @@ def test_real_mnist_splits():
     # known facts of the official files: the first training label is 5, the first test label 7
     assert d.train.labels[0] == 5 and d.test.labels[0] == 7
     assert np.bincount(d.test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_split_scaled_is_the_models_scaling_kept_once(tiny_mnist):
+    """Every run in a process scales MNIST the same way: the split keeps it, read-only, and a
+    model with another scaling gets its own."""
+    from mnistnet import MLP
+
+    split = tiny_mnist.test
+    model = MLP((784, 8, 10))
+    first = split.scaled(model.pixel_table())
+    np.testing.assert_array_equal(first, model.scale_inputs(split.images))
+    assert split.scaled(model.pixel_table()) is first
+    assert not first.flags.writeable
+    other = MLP((784, 8, 10), input_mean=0.0, input_std=1.0)
+    np.testing.assert_array_equal(split.scaled(other.pixel_table()), other.scale_inputs(split.images))

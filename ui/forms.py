@@ -13,7 +13,7 @@ from mnistnet import TrainConfig, preset
 from mnistnet.network import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, check_model_limits
 from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size
 
-PRESET_LABELS = {"seed": "Seed report", "best": "Best"}
+PRESET_LABELS = {"seed": "Seed report", "default": "Default", "quick": "Quick", "best": "Best"}
 LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
           "train_size": "Training images", "momentum": "Momentum", "lr_schedule": "Learning-rate schedule",
           "weight_decay": "Weight decay", "shift_pixels": "Random shifts", "rotate_degrees": "Rotation",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mnistnet import Progress, TrainConfig, preset
 from mnistnet.runs import fine_tune_config
 from mnistnet.store import ACTIVE, NotAllowed, StoreError
+from mnistnet.train import DEFAULT_PRESET
 from ui import resources, session
 
 MAX_ACTIVE_PER_VISITOR = 1  # Train-page runs a visitor may have queued or running at once
@@ -132,12 +133,12 @@ def stop(run_id: int) -> str | None:
 
 
 def start_default() -> int:
-    """Train the lab's default model (the seed preset) once per store -> its run id."""
+    """Train the lab's default model (preset DEFAULT_PRESET) once per store -> its run id."""
     raw = resources.store().get_meta(session.DEFAULT_RUN)
     run = session.default_run()
     if run is not None and (run["status"] in ACTIVE or run["status"] == "finished"):
         return run["id"]
-    hidden, config = preset("seed")
+    hidden, config = preset(DEFAULT_PRESET)
     run_id = _submit(session.SERVER_OWNER, (784, *hidden, 10), config, "default")
     if not resources.store().swap_meta(session.DEFAULT_RUN, raw, str(run_id)):
         stop_unowned(run_id)  # another server or session started it meanwhile: theirs goes on

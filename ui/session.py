@@ -82,8 +82,8 @@ def default_entry() -> ModelEntry | None:
     run = default_run()
     if run is None or run["status"] != "finished" or run["model_id"] is None:
         return None
-    return ModelEntry(_load(run["model_id"]), f"the seed preset (the course report's recipe), trained once "
-                      f"for this lab (run #{run['id']}) and shared by everyone using it", run["model_id"],
+    return ModelEntry(_load(run["model_id"]), f"the default model (the seed network on drawn-like digits), "
+                      f"trained once for this lab (run #{run['id']}) and shared by everyone using it", run["model_id"],
                       run["test_accuracy"])
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from mnistnet import DataError, preset
 from mnistnet.modelfile import model_bytes
+from mnistnet.train import DEFAULT_PRESET
 from ui import identity, jobs, nav, session
 
 PAGE_KEY = "ui.page"  # the page this session ran last: tells the Draw page its canvas remounted
@@ -130,15 +131,15 @@ def require_model() -> session.ModelEntry | None:
         default_progress(run["id"])
         return None
     data()  # the store gets MNIST before anyone trains on it
-    hidden, config = preset("seed")
+    hidden, config = preset(DEFAULT_PRESET)
     sizes = "-".join(str(n) for n in (784, *hidden, 10))
     if run is not None and run["status"] != "finished":
         st.warning(f"The last training of the default model {run['status']}"
                    + (f": {run['error']}." if run["error"] else ".") + " Try again:")
-    st.info(f"There is no model yet. Train the seed preset (the course report's recipe: {sizes}, "
-            f"{config.epochs} epochs): it takes a few seconds and is then shared by everyone "
-            "using this lab. Or design your own on the Train page.")
-    if st.button("Train the seed preset", type="primary", key="train_default"):
+    st.info(f"There is no model yet. Train the default model ({sizes}, {config.epochs} epochs on MNIST "
+            "digits turned, slanted, thickened and thinned the way people draw): it takes about ten "
+            "seconds and is then shared by everyone using this lab. Or design your own on the Train page.")
+    if st.button("Train the default model", type="primary", key="train_default"):
         try:
             jobs.start_default()
         except jobs.JobError as e:
@@ -154,10 +155,10 @@ def default_progress(run_id: int) -> None:
     if snap is None or not snap.running:
         st.rerun(scope="app")
     if snap.status == "queued":
-        st.progress(0.0, text=f"The seed preset is queued ({snap.ahead} run(s) ahead)...")
+        st.progress(0.0, text=f"The default model is queued ({snap.ahead} run(s) ahead)...")
     else:
         p = snap.progress
-        st.progress(snap.fraction, text="Training the seed preset" + (
+        st.progress(snap.fraction, text="Training the default model" + (
             f": epoch {p.epoch}/{p.epochs}, {p.samples_per_s:,.0f} samples/s" if p else "..."))
 
 
