@@ -64,6 +64,22 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0, interv
     raise RuntimeError(f"streamlit did not answer at {url} within {timeout} s")
 
 
+def stop_server(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate a server; kill it if it has not gone within `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def assert_clean_log(log_text: str, tail: int = 3000) -> None:
+    """The server log holds no traceback but Streamlit's own at a dropped socket (server_errors)."""
+    errors = server_errors(log_text)
+    assert not errors, errors[0][-tail:]
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     port = free_port()
@@ -75,13 +91,8 @@ def app_url(tmp_path_factory):
             wait_healthy(url, proc)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    server_log = log_path.read_text()
-    assert not server_errors(server_log), server_errors(server_log)[0][-3000:]
+            stop_server(proc)
+    assert_clean_log(log_path.read_text())
 
 
 @pytest.fixture(scope="module")

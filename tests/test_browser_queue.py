@@ -16,10 +16,11 @@ from test_browser import (
     ROOT,
     STEP_MS,
     VIEWPORT,
+    assert_clean_log,
     free_port,
-    server_errors,
     set_number,
     shot,
+    stop_server,
     wait_healthy,
 )
 
@@ -45,10 +46,9 @@ def lab(tmp_path_factory):
             wait_healthy(url, proc)
             yield url, env["MNISTNET_DB_URL"]
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop_server(proc, timeout=20)
     text = log_path.read_text()
-    assert not server_errors(text), server_errors(text)[0][-3000:]
+    assert_clean_log(text)
     assert "ScriptRunContext" not in text, "the server log warns about training threads"
 
 

@@ -19,23 +19,23 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import test_browser
 from hostile_files import digit_png, zeros_bomb, zip_of
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     STEP_MS,
     VIEWPORT,
+    assert_clean_log,
     assert_no_exception,
     ensure_model,
     free_port,
-    server_errors,
     set_number,
     settled,
     settled_canvas,
     shot,
     sidebar_link,
+    stop_server,
     stroke,
     wait_healthy,
 )
@@ -85,12 +85,7 @@ class Server:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_server(self.proc, timeout=15)
 
     def healthy(self) -> bool:
         try:
@@ -113,7 +108,7 @@ def lab(tmp_path_factory):
     finally:
         server.stop()
     log = server.log()
-    assert not server_errors(log), server_errors(log)[0][-4000:]
+    assert_clean_log(log, tail=4000)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -140,15 +135,7 @@ def no_run_left(lab):
         store.engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    assert os.path.exists(CHROMIUM), (
-        f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); "
-        "the browser tests never skip")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+browser = test_browser.browser  # test_browser.py's fixture, by name
 
 
 @pytest.fixture
@@ -697,7 +684,7 @@ def test_a_killed_server_leaves_an_interrupted_run_with_its_model(visitor, tmp_p
             second.stop()
     for server in (first, second):
         if server is not None:
-            assert not server_errors(server.log()), server_errors(server.log())[0][-4000:]
+            assert_clean_log(server.log(), tail=4000)
 
 
 # -- 7. no page shows internals, to anyone ----------------------------------------------------

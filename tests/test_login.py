@@ -21,20 +21,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import test_browser
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     STEP_MS,
     VIEWPORT,
+    assert_clean_log,
     assert_no_exception,
     free_port,
-    server_errors,
     settled,
     shot,
+    stop_server,
     wait_healthy,
 )
 
@@ -46,15 +46,6 @@ USERS = {"alice": "alice@example.org", "bob": "bob@example.org"}  # sub -> email
 REPO_SECRETS = ROOT / ".streamlit" / "secrets.toml"
 FIRST_DATA_MS = 180_000  # the Data page's first run imports MNIST into the fresh store
 EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(Error|Exception)\b")  # KeyError, StreamlitAuthError, ...
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +75,7 @@ def provider(tmp_path_factory):
                     time.sleep(0.2)
             yield url
         finally:
-            stop(proc)
+            stop_server(proc)
     provider_log = log_path.read_text()
     assert "Traceback" not in provider_log, provider_log[-3000:]
 
@@ -117,21 +108,12 @@ def lab(provider, tmp_path_factory):
             wait_healthy(url, proc)
             yield url
         finally:
-            stop(proc)
+            stop_server(proc)
     assert REPO_SECRETS.exists() == had_repo_secrets, f"{REPO_SECRETS} was created or removed"
-    server_log = log_path.read_text()
-    assert not server_errors(server_log), server_errors(server_log)[0][-3000:]
+    assert_clean_log(log_path.read_text())
 
 
-@pytest.fixture(scope="module")
-def browser():
-    assert os.path.exists(CHROMIUM), (
-        f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); "
-        "the browser tests never skip")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+browser = test_browser.browser  # test_browser.py's fixture, by name
 
 
 @pytest.fixture

@@ -13,11 +13,10 @@ import numpy as np
 import streamlit as st
 
 from mnistnet.runs import measure, user_samples
-from ui import jobs, resources, session
+from ui import jobs, resources, session, views
 
 KEPT_KEY = "draw.kept"  # the message after "Keep it", shown once on the rerun it causes
 BEFORE_KEY = "draw.finetune.before"  # {run id: (metrics on the digits, metrics on MNIST test) before}
-POLL_S = 1.0
 
 
 def _digest(digit: np.ndarray) -> str:
@@ -59,7 +58,8 @@ def fine_tune_section(entry: session.ModelEntry) -> None:
     st.subheader("Fine-tune on my digits")
     active = jobs.my_active(owner, ("finetune",))
     if active:
-        follow(active[0]["id"])
+        views.run_progress(active[0]["id"], "Fine-tuning is queued ({ahead} run(s) ahead of you)...",
+                           _fine_tune_text)
         return
     if len(mine) == 0:
         st.caption("Keep or correct a few drawings above (or upload digits on the Data page), then "
@@ -86,17 +86,8 @@ def fine_tune_section(entry: session.ModelEntry) -> None:
     result(owner)
 
 
-@st.fragment(run_every=POLL_S)
-def follow(run_id: int) -> None:
-    snap = jobs.snapshot(run_id)
-    if snap is None or not snap.running:
-        st.rerun(scope="app")
-    if snap.status == "queued":
-        st.progress(0.0, text=f"Fine-tuning is queued ({snap.ahead} run(s) ahead of you)...")
-    else:
-        p = snap.progress
-        st.progress(snap.fraction, text=f"Fine-tuning: {p.samples_seen:,} / {p.total_samples:,} images"
-                    if p else "Fine-tuning...")
+def _fine_tune_text(p) -> str:
+    return f"Fine-tuning: {p.samples_seen:,} / {p.total_samples:,} images" if p else "Fine-tuning..."
 
 
 def result(owner: str) -> None:

@@ -128,7 +128,7 @@ def require_model() -> session.ModelEntry | None:
         return entry
     run = session.default_run()
     if run is not None and run["status"] in ("queued", "running"):
-        default_progress(run["id"])
+        run_progress(run["id"], "The default model is queued ({ahead} run(s) ahead)...", _default_text)
         return None
     data()  # the store gets MNIST before anyone trains on it
     hidden, config = preset(DEFAULT_PRESET)
@@ -150,16 +150,22 @@ def require_model() -> session.ModelEntry | None:
 
 
 @st.fragment(run_every=1.0)
-def default_progress(run_id: int) -> None:
+def run_progress(run_id: int, queued: str, running) -> None:
+    """A queued or running run's progress bar, read from the store every second; the whole page
+    reruns when the run ends. queued: the text while it waits, with {ahead} for the runs ahead;
+    running: Progress or None (none reported yet) -> the text while it trains."""
     snap = jobs.snapshot(run_id)
     if snap is None or not snap.running:
         st.rerun(scope="app")
     if snap.status == "queued":
-        st.progress(0.0, text=f"The default model is queued ({snap.ahead} run(s) ahead)...")
+        st.progress(0.0, text=queued.format(ahead=snap.ahead))
     else:
-        p = snap.progress
-        st.progress(snap.fraction, text="Training the default model" + (
-            f": epoch {p.epoch}/{p.epochs}, {p.samples_per_s:,.0f} samples/s" if p else "..."))
+        st.progress(snap.fraction, text=running(snap.progress))
+
+
+def _default_text(p) -> str:
+    return "Training the default model" + (
+        f": epoch {p.epoch}/{p.epochs}, {p.samples_per_s:,.0f} samples/s" if p else "...")
 
 
 def selected_cell() -> tuple[int, int] | None:
