@@ -136,9 +136,13 @@ PRESETS: dict[str, tuple[tuple[int, ...], TrainConfig, str]] = {
                                         shear_degrees=10.0, translate_pixels=1.5, thickness=0.5),
                 "784-512-256-10 on digits turned, slanted, scaled, thickened and thinned; momentum 0.9, "
                 "lr 0.05 with cosine decay, batch 64, 2 epochs"),
-    "quick": ((512, 512), TrainConfig(batch_size=128, learning_rate=0.05, epochs=14, momentum=0.9,
-                                      lr_schedule="cosine", shift_pixels=2),
-              "784-512-512-10, momentum 0.9, lr 0.05 with cosine decay, batch 128, +-2 px shifts, 14 epochs"),
+    # About 28 s on 2 cores: affine distortions beat plain shifts here (99.16% against 99.00%
+    # over seeds 0-2) and teach the slants and turns of drawn digits too.
+    "quick": ((512, 512), TrainConfig(batch_size=256, learning_rate=0.1, epochs=15, momentum=0.9,
+                                      lr_schedule="cosine", rotate_degrees=8.0, scale=0.08,
+                                      shear_degrees=8.0, translate_pixels=1.5),
+              "784-512-512-10, momentum 0.9, lr 0.1 with cosine decay, batch 256, digits turned, "
+              "scaled, slanted and moved, 15 epochs"),
     # Simard et al. 2003's MLP reached 99.3% with elastic distortions; this one passes it in
     # under 5 minutes on 2 cores: wider, momentum with a cosine schedule, affine + elastic +
     # thickness on every batch (99.43% for seed 0 in 252 s, CLI).
