@@ -183,6 +183,7 @@ def cmd_sweep(args) -> int:
     store = _store()
     _load_data(args.quiet, store)  # MNIST in the store before the workers look for it
     from .cluster import Cluster, follow_sweep
+    from .store import ACTIVE
 
     cluster = Cluster(store, os.environ.get("MNISTNET_SCHEDULER") or None, n_workers=args.workers)
     try:
@@ -193,7 +194,7 @@ def cmd_sweep(args) -> int:
             rows, seconds = follow_sweep(cluster, sweep_id, None if args.quiet else (
                 lambda r: print("  ended " + _sweep_line(r), file=sys.stderr)))
         except KeyboardInterrupt:
-            for r in store.list_runs(sweep_id=sweep_id, statuses=("queued", "running")):
+            for r in store.list_runs(sweep_id=sweep_id, statuses=ACTIVE):
                 store.request_stop(r["id"], CLI_OWNER)
             raise
     finally:

@@ -2,10 +2,13 @@
 child processes at the first training) or an existing one at MNISTNET_SCHEDULER.
 
 Imports distributed, the store and mnistnet.tasks; never imported by `import mnistnet`. The
-store is the channel: a run is a row before it is a task, workers write its progress there,
-and Stop is a flag in its row. Dask cannot stop a running task, so `Cluster.reconcile` (called
-about once a second by the app's watchdog thread) restarts a worker whose run has not stopped
-within STOP_GRACE_S of Stop, and marks interrupted the runs whose worker the scheduler has lost.
+store is the channel: a run is a row before it is a task, workers write its progress and
+heartbeat there, and Stop is its status (stopping). Every status change goes through the
+store's lifecycle (mnistnet.store.lifecycle). Dask cannot stop a running task, so
+`Cluster.reconcile` (called about once a second by the app's watchdog thread) restarts a
+worker whose run has not stopped within STOP_GRACE_S of Stop (deciding and killing in one
+transaction), interrupts the runs whose worker the scheduler has lost or whose heartbeat is
+stale, and replaces a dead embedded scheduler.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from distributed import Client, Future, fire_and_forget
 
-from .store import Store, interrupted_message, scheduler_answers
+from .store import ACTIVE, TRAINING, Store
 from .sweep import SweepSpec, plan
 from .tasks import run_task
 
@@ -43,6 +46,11 @@ log = logging.getLogger(__name__)
 
 def task_key(run_id: int) -> str:
     return f"mnistnet-run-{run_id}"
+
+
+def state_lost(state: str | None) -> bool:
+    """Whether a task in this scheduler state will never run (unknown to it, or erred)."""
+    return state in (None, "erred")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -67,11 +75,11 @@ def follow_sweep(cluster: Cluster, sweep_id: int, on_end=None, poll_s: float = 0
         cluster.reconcile()
         rows = store.list_runs(sweep_id=sweep_id)
         for r in rows:
-            if r["status"] not in ("queued", "running") and r["id"] not in seen:
+            if r["status"] not in ACTIVE and r["id"] not in seen:
                 seen.add(r["id"])
                 if on_end:
                     on_end(r)
-        if all(r["status"] not in ("queued", "running") for r in rows):
+        if all(r["status"] not in ACTIVE for r in rows):
             start = min(r["started_at"] for r in rows)
             return rows, max(r["ended_at"] or start for r in rows) - start
         time.sleep(poll_s)
@@ -119,16 +127,19 @@ class Embedded:
         return self._popen(["distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny",
                             "--no-dashboard", "--name", f"mnistnet-{i}", "--death-timeout", "60"], f"worker-{i}")
 
-    def restart_worker(self, pid: int | None, address: str | None) -> bool:
-        """Kill the worker process `pid` and start a new one in its place."""
+    def kill_worker(self, pid: int | None) -> bool:
+        """Kill the worker process `pid` and wait for it to end (replace_dead_workers starts
+        another in its place)."""
         with self._lock:
-            for i, w in enumerate(self.workers):
+            for w in self.workers:
                 if w.pid == pid:
                     w.kill()
                     w.wait()
-                    self.workers[i] = self._start_worker(i)
                     return True
         return False
+
+    def scheduler_alive(self) -> bool:
+        return self.scheduler is not None and self.scheduler.poll() is None
 
     def replace_dead_workers(self) -> None:
         with self._lock:
@@ -180,17 +191,23 @@ class Cluster:
         return sweep_id
 
     def cancel(self, run_id: int) -> None:
-        """Drop a queued run's task (its row says stopped already)."""
-        Future(task_key(run_id), self.client).cancel()
+        """Drop a queued run's task from the scheduler (its row says cancelled already); force:
+        the fire-and-forget client wants every key until it ends."""
+        self.client.cancel([Future(task_key(run_id), self.client)], force=True)
 
     def workers(self) -> int:
         return len(self.client.run_on_scheduler(_scheduler_view)["workers"])
 
     def reconcile(self) -> None:
-        """Restart workers that ignore Stop; mark runs whose task or worker is gone."""
+        """Keep the store true to the cluster: a dead embedded scheduler or worker replaced;
+        silent runs interrupted (heartbeat); runs of a lost worker interrupted; workers that
+        ignore Stop restarted; queued runs whose task is gone ended."""
         if self.embedded is not None:
+            if not self.embedded.scheduler_alive():
+                self._replace_embedded()
             self.embedded.replace_dead_workers()
-        active = self.store.list_runs(statuses=("queued", "running"))
+        self.store.interrupt_silent()
+        active = self.store.list_runs(statuses=ACTIVE)
         if not active:
             return
         view = self.client.run_on_scheduler(_scheduler_view)
@@ -198,33 +215,42 @@ class Cluster:
         now = time.time()
         for run in active:
             if run["scheduler"] != self.address:
-                self._check_foreign(run)
-                continue
-            state = states.get(task_key(run["id"]))
-            if run["status"] == "running" and run["stop_requested"] and self._overdue(run, now):
+                continue  # another server's: its heartbeat tells (queued ones: lose_unanswered)
+            if run["status"] == "stopping":
                 self._force_stop(run)
-            elif run["status"] == "running" and (run["worker"] not in workers or state in (None, "erred")):
-                self.store.mark_ended([run["id"]], "interrupted", lambda n: interrupted_message("worker", n))
-            elif run["status"] == "queued" and state in (None, "erred") and now - run["started_at"] > SUBMIT_GRACE_S:
-                self.store.mark_ended([run["id"]], "interrupted", lambda n: "the cluster lost it before it started")
+            if run["status"] in TRAINING and run["worker"] not in workers:
+                self.store.interrupt_lost_worker(run["id"], run["worker"])
+            elif run["status"] == "queued" and state_lost(states.get(task_key(run["id"]))) \
+                    and now - run["started_at"] > SUBMIT_GRACE_S:
+                self.store.lose_queued([run["id"]], "the cluster lost it before it started")
+        self.store.lose_unanswered(self.address)
 
-    def _overdue(self, run: dict, now: float) -> bool:
-        asked = self.store.stop_requested_at(run["id"])
-        return asked is not None and now - asked > STOP_GRACE_S
-
-    def _force_stop(self, run: dict) -> None:
-        """Mark the run stopped (its last finished epoch's model stays), then restart its worker."""
-        self.store.mark_ended([run["id"]], "stopped", lambda n: (
-            f"it did not stop within {STOP_GRACE_S:.0f} s, so its worker was restarted; "
-            + (f"the model of epoch {n} is kept" if n else "no epoch had finished, so there is no model")))
+    def _force_stop(self, run: dict) -> bool:
+        """Mark a run stopped (its last finished epoch's model stays) and kill its worker, in
+        one transaction, if it is still stopping on that worker STOP_GRACE_S after Stop."""
         if self.embedded is not None:
-            self.embedded.restart_worker(run["pid"], run["worker"])
+            kill = lambda: self.embedded.kill_worker(run["pid"])  # noqa: E731
         else:
-            self.client.restart_workers([run["worker"]], raise_for_error=False)
+            kill = lambda: self.client.restart_workers([run["worker"]], raise_for_error=False)  # noqa: E731
+        if not self.store.force_stop(run["id"], run["worker"], run["pid"], STOP_GRACE_S, kill):
+            return False
+        if self.embedded is not None:
+            self.embedded.replace_dead_workers()
+        log.warning("run %s ignored Stop for %.0f s: its worker was restarted", run["id"], STOP_GRACE_S)
+        return True
 
-    def _check_foreign(self, run: dict) -> None:
-        if not scheduler_answers(run["scheduler"]):
-            self.store.mark_ended([run["id"]], "interrupted", lambda n: interrupted_message("server", n))
+    def _replace_embedded(self) -> None:
+        """The embedded scheduler died: a new cluster in its place. Runs it held end by their
+        heartbeat (their workers die with it); queued ones as lost."""
+        log.warning("the training cluster's scheduler ended; starting another")
+        old = self.address
+        self.client.close()
+        self.embedded.close()
+        self.embedded = Embedded(self.embedded.n_workers)
+        self.address = self.embedded.start()
+        self.client = Client(self.address, timeout=30, set_as_default=False)
+        queued = [r["id"] for r in self.store.list_runs(statuses=("queued",)) if r["scheduler"] == old]
+        self.store.lose_queued(queued, "the training cluster restarted before it started; start it again")
 
     def close(self) -> None:
         self.client.close()

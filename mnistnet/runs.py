@@ -4,13 +4,15 @@ called by the CLI in its own process and by the cluster's tasks (mnistnet.tasks)
 Imports the core and the store. A run row exists before training starts; while it trains,
 its progress (a few writes a second at most), each finished epoch with the model as it is
 then and its snapshots (mnistnet.snapshots: those taken since the last epoch, thinned to the
-model's capacity), and at the end its status and final model. Stop is the run's flag in the store, read at
-most every STOP_POLL_S. Fine-tuning mixes the user's digits into MNIST.
+model's capacity), and at the end its status and final model. Stop is the run's status in the
+store (stopping), read at least every STOP_POLL_S; a thread writes the run's heartbeat every
+HEARTBEAT_S (mnistnet.store.lifecycle). Fine-tuning mixes the user's digits into MNIST.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -20,7 +22,7 @@ from .data import MNIST, Split
 from .metrics import evaluate_scaled
 from .network import MLP
 from .snapshots import capacity, retained, take
-from .store import CLI_OWNER, Store
+from .store import CLI_OWNER, HEARTBEAT_S, Store, runner_name
 from .train import History, TrainConfig, TrainingDiverged, train
 
 PROGRESS_EVERY_S = 0.25  # at most four progress writes a second
@@ -37,13 +39,41 @@ class RecordedRun:
     history: History
 
 
+class _Heartbeat:
+    """A thread that writes the run's heartbeat every HEARTBEAT_S while it trains; `lost` is
+    set once the run is no longer this runner's (interrupted or stopped by someone else)."""
+
+    def __init__(self, store: Store, run_id: int, worker: str):
+        self.store, self.run_id, self.worker = store, run_id, worker
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"mnistnet-heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(HEARTBEAT_S):
+            try:
+                if not self.store.heartbeat(self.run_id, self.worker):
+                    self.lost.set()
+                    return
+            except Exception:  # the database is away for a moment: beat again next time
+                log.exception("run %s: could not write its heartbeat", self.run_id)
+
+
 class _Recorder:
     """Progress, snapshot and stop-flag traffic between the training loop and the store,
     rate-limited. Snapshots wait here until their epoch ends, and go to the store with it."""
 
     def __init__(self, store: Store, run_id: int, model: MLP, on_progress=None, should_stop=None,
-                 planned_epochs: int = 1):
-        self.store, self.run_id, self.model = store, run_id, model
+                 planned_epochs: int = 1, lost: threading.Event | None = None):
+        self.store, self.run_id, self.model, self.lost = store, run_id, model, lost
         self.on_progress, self.should_stop = on_progress, should_stop
         self.losses: list[list[float]] = []
         self._next_write = self._next_poll = 0.0
@@ -75,35 +105,39 @@ class _Recorder:
             self.on_progress(p)
 
     def stop(self) -> bool:
-        if self.should_stop and self.should_stop():
+        if self.should_stop and self.should_stop() or self.lost is not None and self.lost.is_set():
             return True
         now = time.monotonic()
         if not self._stop and now >= self._next_poll:
-            self._stop = self.store.stop_requested(self.run_id)
+            self._stop = self.store.should_stop(self.run_id)
             self._next_poll = now + STOP_POLL_S
         return self._stop
 
 
 def execute_run(store: Store, run_id: int, model: MLP, data: MNIST, config: TrainConfig,
-                on_progress=None, should_stop=None) -> RecordedRun:
-    """Train `model` as run `run_id` (already claimed: running), recording it in `store`.
-    Re-raises TrainingDiverged after recording the run as failed (with its last finite model)."""
-    rec = _Recorder(store, run_id, model, on_progress, should_stop, config.epochs)
-    try:
-        hist = train(model, data, config, rec.progress, rec.stop, rec.snapshot)
-    except TrainingDiverged as e:
-        keep = model if model.history and model.history.epochs else None
-        store.end_run(run_id, "failed", keep, error=str(e))
-        raise
-    except KeyboardInterrupt:  # Ctrl-C: the last finished epoch's model stays
-        store.end_run(run_id, "interrupted", None, error=f"interrupted during epoch {len(_epochs(model)) + 1}")
-        raise
-    except Exception:  # a bug: said in one sentence, the traceback goes to the log
-        log.exception("run %s failed", run_id)
-        store.end_run(run_id, "failed", None, error="training stopped on an unexpected error "
-                                                       "(the server log has the details)")
-        raise
-    model_id = store.end_run(run_id, hist.status, model)
+                on_progress=None, should_stop=None, worker: str | None = None) -> RecordedRun:
+    """Train `model` as run `run_id` (already claimed by `worker`: running), recording it in
+    `store` with a heartbeat. Re-raises TrainingDiverged after recording the run as failed
+    (with its last finite model)."""
+    worker = worker or runner_name()
+    with _Heartbeat(store, run_id, worker) as beat:
+        rec = _Recorder(store, run_id, model, on_progress, should_stop, config.epochs, beat.lost)
+        try:
+            hist = train(model, data, config, rec.progress, rec.stop, rec.snapshot)
+        except TrainingDiverged as e:
+            keep = model if model.history and model.history.epochs else None
+            store.end_run(run_id, "failed", keep, error=str(e), worker=worker)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C: the last finished epoch's model stays
+            store.end_run(run_id, "interrupted", None, worker=worker,
+                          error=f"interrupted during epoch {len(_epochs(model)) + 1}")
+            raise
+        except Exception:  # a bug: said in one sentence, the traceback goes to the log
+            log.exception("run %s failed", run_id)
+            store.end_run(run_id, "failed", None, worker=worker,
+                          error="training stopped on an unexpected error (the server log has the details)")
+            raise
+        model_id = store.end_run(run_id, hist.status, model, worker=worker)
     return RecordedRun(run_id, model_id, hist)
 
 

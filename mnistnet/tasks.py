@@ -62,7 +62,8 @@ def run_task(db_url: str, run_id: int) -> str:
     """
     threadpool_limits(limits=1, user_api="blas")
     store = worker_store(db_url)
-    if not store.claim_run(run_id, _worker_address(), socket.gethostname(), os.getpid()):
+    worker = _worker_address()
+    if not store.claim_run(run_id, worker, socket.gethostname(), os.getpid()):
         return "not queued"
     row = store.run(run_id)
     try:
@@ -74,7 +75,7 @@ def run_task(db_url: str, run_id: int) -> str:
             data = mix_user_digits(data, user_samples(store, row["owner"], everyone))
         else:
             model = MLP(row["layer_sizes"], seed=config.seed)
-        status = execute_run(store, run_id, model, data, config).history.status
+        status = execute_run(store, run_id, model, data, config, worker=worker).history.status
         if row["spec"].get("make_current"):
             store.adopt(run_id)
         return status
@@ -84,5 +85,5 @@ def run_task(db_url: str, run_id: int) -> str:
         return "failed"
     except Exception:  # recorded by execute_run when training had begun; otherwise here
         log.exception("run %s could not start", run_id)
-        store.end_run(run_id, "failed", error="the run could not start (the server log has the details)")
+        store.end_run(run_id, "failed", error="the run could not start (the server log has the details)", worker=worker)
         return "failed"

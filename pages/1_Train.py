@@ -53,7 +53,7 @@ if run_id is not None:
         if msg := st.session_state.pop("train.stop_error", None):
             st.error(msg)
         st.button("Stop", on_click=_stop, args=(snap.id,), key="train.stop", icon=":material/stop:",
-                  disabled=snap.stop_requested)
+                  disabled=snap.status == "stopping")
         trainview.progress(snap)
 
     def _stop(rid):

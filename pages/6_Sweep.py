@@ -6,6 +6,7 @@ import streamlit as st
 
 from mnistnet.sweep import SweepSpec, plan, varied
 from ui import jobs, resources, runs, session, sweepview, views
+from ui.plain import md
 
 POLL_S = 2.0
 KEY = "sweep.w."
@@ -34,7 +35,7 @@ if sweep is None:
     texts = {}
     cols = st.columns(4)
     for i, (name, (label, _, default)) in enumerate(sweepview.FIELDS.items()):
-        texts[name] = cols[i % 4].text_input(label, value=default, key=KEY + name)
+        texts[name] = cols[i % 4].text_input(label, value=default, key=KEY + name, max_chars=sweepview.MAX_CHARS)
     c1, c2, c3 = st.columns(3)
     schedules = c1.multiselect("Learning-rate schedules", ["constant", "cosine"], default=["constant"],
                                key=KEY + "schedules")
@@ -43,14 +44,14 @@ if sweep is None:
     n = c2.number_input("Runs in the sample", value=8, step=1, key=KEY + "n", disabled=mode == "grid")
     size = c3.number_input("Training images", value=n_train, step=1000, key=KEY + "train_size")
     spec, errors = sweepview.parse(texts, schedules, mode, int(n), int(size), n_train)
-    for msg in errors.values():
-        st.error(msg, icon=":material/error:")
+    for msg in errors.values():  # they quote what was typed: shown as text, never as Markdown
+        st.error(md(msg), icon=":material/error:")
     if spec is not None:
         st.caption(f"{len(plan(spec, n_train))} runs.")
     st.button("Start the sweep", type="primary", key="sweep.start", disabled=spec is None, on_click=start,
               args=(spec,), icon=":material/play_arrow:")
     if msg := st.session_state.pop("sweep.error", None):
-        st.error(msg)
+        st.error(md(msg))
     mine = [r for r in store.list_runs(owner=owner, limit=200) if r["sweep_id"]]
     if mine:
         st.subheader("Your sweeps")
@@ -70,7 +71,7 @@ if st.button("New sweep", key="sweep.new", icon=":material/add:"):
 @st.fragment(run_every=POLL_S)
 def live():
     rows = store.list_runs(sweep_id=sweep["id"])
-    going = [r for r in rows if r["status"] in ("queued", "running")]
+    going = [r for r in rows if r["status"] in jobs.ACTIVE]
     done = len(rows) - len(going)
     st.progress(done / max(len(rows), 1), text=f"{done} of {len(rows)} runs ended"
                 + (f"; {sum(r['status'] == 'queued' for r in going)} waiting for a worker" if going else ""))

@@ -10,12 +10,13 @@ import statistics
 import time
 
 import pytest
+import sqlalchemy as sa
 from cluster_tasks import stubborn
 from distributed import fire_and_forget
 
 from mnistnet import TrainConfig, load_mnist
-from mnistnet.cluster import STOP_GRACE_S, Cluster, task_key
-from mnistnet.store import Store
+from mnistnet.cluster import STOP_GRACE_S, Cluster, _scheduler_view, task_key
+from mnistnet.store import HEARTBEAT_LIMIT_S, Store
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SMALL = TrainConfig(epochs=2, train_size=2000, learning_rate=0.1, progress_every=5).to_dict()
@@ -80,8 +81,12 @@ def test_stop_while_queued_never_runs(store, cluster):
     wait(store, cluster, busy[1], ("running",), reconcile=False)
     queued = submit(store, cluster)
     assert store.run(queued)["status"] == "queued" and store.queue_position(queued) == 0
-    assert store.request_stop(queued, "alice") == "stopped"
+    assert store.request_stop(queued, "alice") == "cancelled"
     cluster.cancel(queued)
+    deadline = time.monotonic() + 10  # cancelled on the scheduler too, not only in the store
+    while task_key(queued) in cluster.client.run_on_scheduler(_scheduler_view)["tasks"]:
+        assert time.monotonic() < deadline, "the cancelled run's task is still on the scheduler"
+        time.sleep(0.05)
     for run_id in busy:
         store.request_stop(run_id, "busy")
     for run_id in busy:
@@ -90,7 +95,7 @@ def test_stop_while_queued_never_runs(store, cluster):
     # so the workers have taken what was queued for them; the stopped run never ran.
     wait(store, cluster, submit(store, cluster), ("finished",))
     row = store.run(queued)
-    assert row["status"] == "stopped" and row["running_at"] is None and row["epochs"] == 0
+    assert row["status"] == "cancelled" and row["running_at"] is None and row["epochs"] == 0
 
 
 def test_stop_while_running_keeps_the_last_model(store, cluster):
@@ -142,16 +147,24 @@ def test_a_worker_killed_mid_run_marks_its_run_interrupted(store, cluster):
         assert wait(store, cluster, other, ("finished",))["status"] == "finished"
 
 
-def test_a_run_of_a_server_that_died_is_interrupted(store, cluster):
+def test_runs_of_a_server_that_died_are_interrupted(store, cluster):
     with socket.socket() as s:  # a port nothing listens on: a scheduler that died with its server
         s.bind(("127.0.0.1", 0))
         gone = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    run_id = store.submit_run("alice", (784, 32, 10), SMALL, "app", scheduler=gone)
-    store.claim_run(run_id, "tcp://127.0.0.1:1", "elsewhere", 1)
+    running = store.submit_run("alice", (784, 32, 10), SMALL, "app", scheduler=gone)
+    store.claim_run(running, "tcp://127.0.0.1:1", "elsewhere", 1)
+    queued = store.submit_run("alice", (784, 32, 10), SMALL, "app", scheduler=gone)
+    cluster.reconcile()  # the running one's heartbeat is fresh: it may be training still
+    assert store.run(running)["status"] == "running"
+    assert store.run(queued)["status"] == "interrupted"  # its scheduler does not answer
+    with store._write() as c:  # its runner has been silent for longer than the limit
+        c.execute(sa.text("UPDATE runs SET heartbeat_at = :t WHERE id = :r"),
+                  {"t": time.time() - HEARTBEAT_LIMIT_S - 1, "r": running})
     cluster.reconcile()
-    row = store.run(run_id)
+    row = store.run(running)
     assert row["status"] == "interrupted"
-    assert row["error"] == "the server stopped during epoch 1; no epoch had finished, so there is no model"
+    assert row["error"] == ("the process training it stopped during epoch 1; no epoch had finished, "
+                            "so there is no model")
 
 
 def test_stop_to_stopped_is_quick(store, cluster):
@@ -166,3 +179,18 @@ def test_stop_to_stopped_is_quick(store, cluster):
         wait(store, cluster, run_id, ("stopped",), reconcile=False)
         times.append(time.monotonic() - t)
     assert statistics.median(times) < 1.5, times
+
+
+def test_a_dead_scheduler_is_replaced(store, cluster):
+    """Last in this file: the embedded scheduler killed, the watchdog's next pass starts
+    another, and training goes on there."""
+    old = cluster.address
+    cluster.embedded.scheduler.kill()
+    cluster.embedded.scheduler.wait()
+    cluster.reconcile()
+    assert cluster.address != old and cluster.embedded.scheduler_alive()
+    deadline = time.monotonic() + 60
+    while cluster.workers() < 2:
+        assert time.monotonic() < deadline, "the new scheduler's workers did not start"
+        time.sleep(0.1)
+    assert wait(store, cluster, submit(store, cluster), ("finished",))["epochs"] == 2

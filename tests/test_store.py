@@ -185,7 +185,7 @@ def create_v1_store(url: str) -> None:
 def test_older_schema_upgraded_newer_refused(db_url):
     create_v1_store(db_url)
     store = Store(db_url)
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     run = store.list_runs()[0]
     assert run["id"] == 7 and run["status"] == "interrupted"  # kept, and a v1 'running' row is stale
     assert run["owner"] == EARLIER  # rows from before owners belong to one "earlier" owner

@@ -29,7 +29,7 @@ class Snapshot:
     """A run as the pages show it: plain data from the store."""
 
     id: int
-    status: str  # queued, running, finished, stopped, failed, interrupted
+    status: str  # one of mnistnet.store.lifecycle.STATES
     layer_sizes: tuple[int, ...]
     config: dict
     n_train: int  # training images per epoch
@@ -92,7 +92,7 @@ def _submit(owner: str, layer_sizes, config: TrainConfig, origin: str, **kw) -> 
         cluster.submit(run_id)
     except Exception:
         log.exception("could not submit run %s", run_id)
-        store.mark_ended([run_id], "failed", lambda n: "the training cluster did not take the run")
+        store.fail_unstarted(run_id, "the training cluster did not take the run")
         raise JobError("the training cluster did not take the run; try again in a moment") from None
     return run_id
 
@@ -124,7 +124,7 @@ def stop(run_id: int) -> str | None:
         status = store.request_stop(run_id, session.owner())
     except StoreError as e:  # NotAllowed or no such run: one sentence
         return str(e)
-    if status == "stopped":  # it was queued: drop its task too
+    if status == "cancelled":  # it was queued: drop its task too
         try:
             resources.trainer().get().cancel(run_id)
         except Exception:  # the row says stopped: the task finds that and does nothing

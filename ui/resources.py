@@ -17,26 +17,42 @@ from mnistnet import DataError, load_mnist
 from mnistnet.store import Store
 
 RECONCILE_S = 1.0
+JANITOR_S = 5.0
 log = logging.getLogger("mnistnet.app")
 
 
 @st.cache_resource(show_spinner=False)
 def store() -> Store:
-    """The server's store (SQLite in the user data folder unless MNISTNET_DB_URL says otherwise)."""
+    """The server's store (SQLite in the user data folder unless MNISTNET_DB_URL says otherwise),
+    with a janitor thread that ends the runs nobody trains any more (Janitor)."""
     # OpenBLAS's thread count is process-wide: the server's own predictions take one core at
     # most, leaving the other to the training workers.
     threadpool_limits(limits=1, user_api="blas")
-    s = Store()
-    s.mark_lost_runs()  # a server that was killed left its runs "running": they say so now
+    s = Store()  # a server that was killed left its runs "running": their heartbeats tell
+    threading.Thread(target=_janitor, args=(s,), name="mnistnet-janitor", daemon=True).start()
     return s
+
+
+def _janitor(s: Store) -> None:
+    """Every JANITOR_S: runs whose heartbeat stopped -> interrupted, queued runs of a cluster
+    that no longer answers -> interrupted. Each a compare-and-set: any number of servers may."""
+    while True:
+        time.sleep(JANITOR_S)
+        try:
+            s.interrupt_silent()
+            s.lose_unanswered()
+        except Exception:  # logged, and tried again: the janitor must not die
+            log.exception("checking the store's runs failed")
 
 
 class Trainer:
     """The training cluster, started at the first training (never at page load: cold start
-    stays as it was), and a watchdog thread that keeps the store's runs true to it.
+    stays as it was), and a watchdog thread that keeps the store's runs true to it. A start
+    that failed is tried again at the next training.
 
     The thread that starts the embedded cluster lives as long as the server, because its
-    children die with it (PR_SET_PDEATHSIG follows the thread that started them).
+    children die with it (PR_SET_PDEATHSIG follows the thread that started them); it also
+    replaces a dead scheduler (Cluster.reconcile).
     """
 
     def __init__(self, store: Store):
@@ -48,34 +64,18 @@ class Trainer:
         self.error: str | None = None
 
     def get(self, timeout: float = 120.0):
-        """The cluster, starting it on first use; RuntimeError with a sentence if it cannot start."""
+        """The cluster, starting it on first use (or again after a failed start); RuntimeError
+        with a sentence if it cannot start."""
         with self._lock:
+            if self._started and self._ready.is_set() and self.cluster is None:  # the last start failed
+                self._started = False
+                self._ready.clear()
             if not self._started:
                 self._started = True
                 threading.Thread(target=self._main, name="mnistnet-trainer", daemon=True).start()
         if not self._ready.wait(timeout) or self.cluster is None:
             raise RuntimeError(self.error or "the training cluster did not start in time; try again")
         return self.cluster
-
-    def _main(self) -> None:
-        # Imported here, not at the top: Dask takes about a second to import, which a page
-        # would otherwise pay on a cold server before anyone trains.
-        from mnistnet.cluster import Cluster
-
-        try:
-            self.cluster = Cluster.from_env(self.store)
-        except Exception:
-            log.exception("the training cluster could not start")
-            self.error = "the training cluster could not start (the server log says why)"
-        finally:
-            self._ready.set()
-        while self.cluster is not None:
-            try:
-                self.cluster.reconcile()
-            except Exception:  # logged, and tried again: the watchdog must not die
-                log.exception("checking the runs against the cluster failed")
-            time.sleep(RECONCILE_S)
-
 
 @st.cache_resource(show_spinner=False)
 def trainer() -> Trainer:

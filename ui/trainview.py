@@ -161,6 +161,8 @@ def _status_line(snap: jobs.Snapshot) -> str:
         return (f"Finished in {secs:.1f} s: test accuracy {100 * t['accuracy']:.2f}% "
                 f"({t['correct']:,} / {t['total']:,})")
     where = f"epoch {p.epoch}/{p.epochs}, batch {p.batch:,}/{p.batches:,}" if p else "before its first batch"
+    if snap.status == "cancelled":
+        return "Cancelled before it started"
     if snap.status == "stopped":
         return f"Stopped at {where}" + ("; the model keeps what it learned" if snap.epochs else "")
     if snap.status == "failed":
@@ -169,7 +171,7 @@ def _status_line(snap: jobs.Snapshot) -> str:
         return f"Interrupted at {where}"
     if p is None:
         return "Starting..."
-    if snap.stop_requested:
+    if snap.status == "stopping":
         return f"Stopping at {where}..."
     left = snap.seconds_left
     eta = f", about {left:.0f} s left" if left is not None else ""
@@ -180,7 +182,8 @@ def progress(snap: jobs.Snapshot) -> None:
     """Progress bar, status line and what is being trained."""
     st.progress(snap.fraction, text=_status_line(snap))
     if snap.error:
-        (st.warning if snap.status in ("stopped", "interrupted") else st.error)(snap.error[:1].upper() + snap.error[1:])
+        said = st.warning if snap.status in ("stopped", "interrupted", "cancelled") else st.error
+        said(snap.error[:1].upper() + snap.error[1:])
     sizes = "-".join(str(s) for s in snap.layer_sizes)
     cfg = snap.config
     st.caption(f"Network {sizes}; learning rate {cfg['learning_rate']}, batch {cfg['batch_size']}, "

@@ -16,6 +16,7 @@ from mnistnet import DataError, preset
 from mnistnet.modelfile import model_bytes
 from mnistnet.train import DEFAULT_PRESET
 from ui import identity, jobs, nav, session
+from ui.plain import md
 
 PAGE_KEY = "ui.page"  # the page this session ran last: tells the Draw page its canvas remounted
 
@@ -117,7 +118,7 @@ def model_summary(entry: session.ModelEntry) -> None:
     c1.metric("Layer sizes", "-".join(str(s) for s in model.layer_sizes))
     c2.metric("Test accuracy", f"{100 * correct / max(total, 1):.2f}%",
               delta=f"{correct:,} / {total:,} right", delta_color="off", delta_arrow="off")
-    st.caption(f"Where it came from: {entry.source}.")
+    st.caption(f"Where it came from: {md(entry.source)}.")  # it may hold a run's or a file's name
 
 
 def require_model() -> session.ModelEntry | None:
@@ -127,7 +128,7 @@ def require_model() -> session.ModelEntry | None:
     if entry is not None:
         return entry
     run = session.default_run()
-    if run is not None and run["status"] in ("queued", "running"):
+    if run is not None and run["status"] in jobs.ACTIVE:
         run_progress(run["id"], "The default model is queued ({ahead} run(s) ahead)...", _default_text)
         return None
     data()  # the store gets MNIST before anyone trains on it
@@ -135,7 +136,7 @@ def require_model() -> session.ModelEntry | None:
     sizes = "-".join(str(n) for n in (784, *hidden, 10))
     if run is not None and run["status"] != "finished":
         st.warning(f"The last training of the default model {run['status']}"
-                   + (f": {run['error']}." if run["error"] else ".") + " Try again:")
+                   + (f": {md(run['error'])}." if run["error"] else ".") + " Try again:")
     st.info(f"There is no model yet. Train the default model ({sizes}, {config.epochs} epochs on MNIST "
             "digits turned, slanted, thickened and thinned the way people draw): it takes about ten "
             "seconds and is then shared by everyone using this lab. Or design your own on the Train page.")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..data import MNIST, Split
 from ..modelfile import load_model, model_bytes
@@ -26,6 +28,7 @@ from ..snapshots import Snapshot, decode, encode
 from .schema import SCHEMA_VERSION, StoreError, current, drawings, meta, migrate, models, samples, snapshots
 
 SOURCES = ("mnist", "upload", "drawing")
+_IMPORT_LOCK_ID = 7_702_840  # PostgreSQL advisory lock held while MNIST is imported
 
 
 def default_url() -> str:
@@ -117,11 +120,18 @@ class BaseStore:
         return n == 70_000
 
     def import_mnist(self, data: MNIST) -> int:
-        """Insert the verified MNIST splits once (idempotent); return how many were inserted."""
+        """Insert the verified MNIST splits once (idempotent, and once however many processes
+        call it at the same time: the count is taken under the import's lock); -> how many
+        rows this call inserted."""
         if self.has_mnist():
             return 0
         now = time.time()
-        with self._write() as c:
+        with self._write() as c:  # SQLite: BEGIN IMMEDIATE serialises writers already
+            if self.engine.dialect.name == "postgresql":
+                c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _IMPORT_LOCK_ID})
+            n = c.execute(sa.select(sa.func.count()).select_from(samples).where(samples.c.dataset == "mnist")).scalar()
+            if n == 70_000:  # another process imported it while this one waited
+                return 0
             c.execute(samples.delete().where(samples.c.dataset == "mnist"))  # a half import, if any
             total = 0
             for split_name in ("train", "val", "test"):
@@ -246,16 +256,30 @@ class BaseStore:
 
     # -- each visitor's current model ------------------------------------------------------
     def set_current(self, owner: str, model_id: int, source: str, test_accuracy: float | None = None) -> None:
-        """Make model `model_id` `owner`'s current model; a copy it replaces (no run) is deleted."""
+        """Make model `model_id` `owner`'s current model (an upsert: two at once never clash);
+        a copy it replaces (no run) is deleted."""
         _check_owner(owner)
         with self._write() as c:
-            old = c.execute(sa.select(current.c.model_id).where(current.c.owner == owner)).scalar()
-            c.execute(current.delete().where(current.c.owner == owner))
-            c.execute(current.insert().values(owner=owner, model_id=model_id, source=source,
-                                              test_accuracy=test_accuracy, updated_at=time.time()))
-            if old is not None and old != model_id:
-                c.execute(models.delete().where(models.c.id == old, models.c.run_id.is_(None),
-                                                models.c.owner == owner))
+            self._set_current(c, owner, model_id, source, test_accuracy)
+
+    def _current_locked(self, c, owner: str):
+        """`owner`'s current row, locked until the transaction ends (PostgreSQL; SQLite's
+        writers are serialised by BEGIN IMMEDIATE)."""
+        q = sa.select(current.c.model_id, current.c.test_accuracy).where(current.c.owner == owner)
+        if self.engine.dialect.name == "postgresql":
+            q = q.with_for_update()
+        return c.execute(q).first()
+
+    def _set_current(self, c, owner: str, model_id: int, source: str, test_accuracy: float | None) -> None:
+        old = self._current_locked(c, owner)
+        values = {"owner": owner, "model_id": model_id, "source": source, "test_accuracy": test_accuracy,
+                  "updated_at": time.time()}
+        insert = (pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(current).values(**values)
+        c.execute(insert.on_conflict_do_update(index_elements=[current.c.owner],
+                                               set_={k: v for k, v in values.items() if k != "owner"}))
+        if old is not None and old.model_id != model_id:
+            c.execute(models.delete().where(models.c.id == old.model_id, models.c.run_id.is_(None),
+                                            models.c.owner == owner))
 
     def current(self, owner: str) -> dict | None:
         """{model_id, source, test_accuracy} of `owner`'s current model, or None."""

@@ -1,8 +1,8 @@
-"""Runs in the store: the queue (queued -> running -> finished / stopped / failed /
-interrupted), live progress, the stop flag, each finished epoch with its model, ownership.
+"""Runs in the store: live progress, each finished epoch with its model, names, ownership,
+reading them back. Their statuses change only in mnistnet.store.lifecycle (the Lifecycle mixin).
 
 The store is the channel between the pages and the training workers: a worker writes progress
-and epochs here, a page polls them, and Stop is a flag the worker reads. Imports sqlalchemy
+and epochs here, a page polls them, and Stop is a status the worker reads. Imports sqlalchemy
 and the core.
 """
 
@@ -18,33 +18,21 @@ import sqlalchemy as sa
 from ..modelfile import model_bytes
 from ..network import MLP
 from .db import BaseStore, _check_owner
+from .lifecycle import ACTIVE, CLI_OWNER, STATES, TRAINING, Lifecycle, NotAllowed
 from .schema import StoreError, epochs, models, runs, snapshots, sweeps
 
-RUN_STATUSES = ("queued", "running", "finished", "stopped", "interrupted", "failed")
-ACTIVE = ("queued", "running")
-CLI_OWNER = "cli"
+RUN_STATUSES = STATES
 
 
-class NotAllowed(StoreError):
-    """The visitor may not do this to that run; the message says why."""
-
-
-def _alive(host: str | None, pid: int | None) -> bool:
-    if host != socket.gethostname() or not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def runner_name() -> str:
+    """How a run's row names the process that trains it outside a cluster (the CLI)."""
+    return f"process {os.getpid()} on {socket.gethostname()}"
 
 
 def scheduler_answers(address: str | None, timeout: float = 1.0) -> bool:
-    """Whether a Dask scheduler listens at `address` (tcp://host:port); True for an address
-    this cannot check."""
-    if address is None or not address.startswith("tcp://"):
+    """Whether a Dask scheduler listens at `address` (tcp:// or tls://host:port); True for an
+    address this cannot check."""
+    if address is None or not address.startswith(("tcp://", "tls://")):
         return True
     host, _, port = address[len("tcp://"):].rpartition(":")
     try:
@@ -68,43 +56,18 @@ def _row(r) -> dict:
             "test_accuracy": test and test["accuracy"]}
 
 
-def interrupted_message(who: str, finished_epochs: int) -> str:
-    """'the server stopped during epoch 5; the model of epoch 4 is kept'."""
-    kept = (f"; the model of epoch {finished_epochs} is kept" if finished_epochs
-            else "; no epoch had finished, so there is no model")
-    return f"the {who} stopped during epoch {finished_epochs + 1}{kept}"
-
-
-class Store(BaseStore):
-    """The whole store: samples, models and drawings (BaseStore), and runs."""
+class Store(BaseStore, Lifecycle):
+    """The whole store: samples, models and drawings (BaseStore), runs and their transitions
+    (Lifecycle, the only code that changes a run's status)."""
 
     def __init__(self, url: str | None = None):
         super().__init__(url)
-        self.mark_dead_cli_runs()
-
-    # -- submitting and claiming -----------------------------------------------------------
-    def submit_run(self, owner: str, layer_sizes, config: dict, origin: str, scheduler: str | None = None,
-                   base_model_id: int | None = None, spec: dict | None = None, sweep_id: int | None = None) -> int:
-        """A new run, queued for a worker -> its id."""
-        _check_owner(owner)
-        with self._write() as c:
-            return c.execute(runs.insert().values(
-                layer_sizes=json.dumps(list(layer_sizes)), config=json.dumps(config), status="queued",
-                origin=origin, owner=owner, started_at=time.time(), scheduler=scheduler,
-                base_model_id=base_model_id, spec=json.dumps(spec or {}), sweep_id=sweep_id,
-            )).inserted_primary_key[0]
-
-    def claim_run(self, run_id: int, worker: str, host: str | None = None, pid: int | None = None) -> bool:
-        """queued -> running on `worker`; False if it is no longer queued (stopped meanwhile)."""
-        with self._write() as c:
-            done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "queued").values(
-                status="running", running_at=time.time(), worker=worker, host=host, pid=pid))
-            return done.rowcount == 1
+        self.interrupt_silent()  # a runner killed while nobody watched: its run says so now
 
     def start_run(self, layer_sizes, config: dict, origin: str, owner: str = CLI_OWNER) -> int:
-        """A run that starts at once in this process (the CLI) -> its id."""
+        """A run that starts at once in this process (the CLI): queued, then claimed -> its id."""
         run_id = self.submit_run(owner, layer_sizes, config, origin)
-        self.claim_run(run_id, worker=f"process {os.getpid()}", host=socket.gethostname(), pid=os.getpid())
+        self.claim_run(run_id, worker=runner_name(), host=socket.gethostname(), pid=os.getpid())
         return run_id
 
     # -- while it runs ---------------------------------------------------------------------
@@ -120,6 +83,10 @@ class Store(BaseStore):
         snapshots `snaps` (`mnistnet.snapshots.Snapshot`s) and only those of the epochs in
         `keep` (None: all), in one transaction -> the model id."""
         with self._write() as c:
+            alive = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_(TRAINING))
+                              .values(heartbeat_at=time.time()))
+            if alive.rowcount != 1:  # ended meanwhile (interrupted, stopped by force): not ours to add to
+                return None
             c.execute(epochs.insert().values(run_id=run_id, epoch=int(record["epoch"]),
                                              test_accuracy=float(record["test"]["accuracy"]),
                                              metrics=json.dumps(record)))
@@ -139,28 +106,6 @@ class Store(BaseStore):
             c.execute(models.delete().where(models.c.id.in_(old)))
         return new
 
-    def stop_requested(self, run_id: int) -> bool:
-        with self.engine.connect() as c:
-            row = c.execute(sa.select(runs.c.status, runs.c.stop_requested_at).where(runs.c.id == run_id)).first()
-        return row is None or row.stop_requested_at is not None or row.status not in ACTIVE
-
-    def stop_requested_at(self, run_id: int) -> float | None:
-        with self.engine.connect() as c:
-            return c.execute(sa.select(runs.c.stop_requested_at).where(runs.c.id == run_id)).scalar()
-
-    def end_run(self, run_id: int, status: str, model: MLP | None = None, error: str | None = None) -> int | None:
-        """Set the final status of a queued or running run (a run already ended, e.g. stopped by
-        force, keeps its status); store the model if given -> the run's model id, if any."""
-        if status not in RUN_STATUSES or status in ACTIVE:
-            raise ValueError(f"status must be one of {RUN_STATUSES[2:]}, got {status!r}")
-        with self._write() as c:
-            c.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_(ACTIVE))
-                      .values(status=status, ended_at=time.time(), error=error))
-            if model is not None:
-                epoch = len(model.history.epochs) if model.history is not None else None
-                return self._replace_model(c, run_id, model, epoch)
-            return c.execute(sa.select(models.c.id).where(models.c.run_id == run_id)).scalar()
-
     # -- the visitor's controls ------------------------------------------------------------
     def _owned(self, c, run_id: int, owner: str, verb: str):
         row = c.execute(sa.select(runs.c.owner, runs.c.status).where(runs.c.id == run_id)).first()
@@ -169,21 +114,6 @@ class Store(BaseStore):
         if row.owner != owner:
             raise NotAllowed(f"run #{run_id} is not yours: only the visitor who started it can {verb} it")
         return row
-
-    def request_stop(self, run_id: int, owner: str) -> str:
-        """Stop a run: a queued one ends at once, a running one is asked to (the worker reads
-        the flag); -> its status after the call."""
-        with self._write() as c:
-            row = self._owned(c, run_id, owner, "stop")
-            now = time.time()
-            if row.status == "queued":
-                c.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "queued").values(
-                    status="stopped", ended_at=now, stop_requested_at=now, error="stopped before it started"))
-                return "stopped"
-            if row.status == "running":
-                c.execute(runs.update().where(runs.c.id == run_id, runs.c.stop_requested_at.is_(None))
-                          .values(stop_requested_at=now))
-            return row.status
 
     def rename_run(self, run_id: int, owner: str, name: str) -> None:
         name = " ".join(str(name).split())[:255]
@@ -248,34 +178,13 @@ class Store(BaseStore):
             return int(c.execute(sa.select(sa.func.count()).select_from(runs).where(
                 runs.c.status == "queued", runs.c.id < run_id)).scalar())
 
-    # -- ending runs from outside ----------------------------------------------------------
-    def mark_ended(self, run_ids, status: str, message_for) -> list[int]:
-        """Runs still queued or running -> `status`, each with message_for(finished epochs);
-        -> the ids changed. The model of the last finished epoch stays."""
-        changed = []
-        with self._write() as c:
-            for run_id in run_ids:
-                n = c.execute(sa.select(sa.func.count()).select_from(epochs).where(epochs.c.run_id == run_id)).scalar()
-                done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_(ACTIVE))
-                                 .values(status=status, ended_at=time.time(), error=message_for(int(n))))
-                if done.rowcount:
-                    changed.append(run_id)
-        return changed
-
-    def mark_lost_runs(self, own_scheduler: str | None = None) -> list[int]:
-        """Runs left queued or running on a scheduler that no longer answers (it ended with its
-        server) -> interrupted, keeping their last finished epoch's model; -> their ids."""
-        lost = [r["id"] for r in self.list_runs(statuses=ACTIVE) if r["scheduler"] not in (None, own_scheduler)
+    # -- runs whose cluster is gone ------------------------------------------------------
+    def lose_unanswered(self, own_scheduler: str | None = None) -> list[int]:
+        """Queued runs of a scheduler that no longer answers (it ended with its server) ->
+        interrupted; -> their ids. (Running ones end by their heartbeat.)"""
+        lost = [r["id"] for r in self.list_runs(statuses=("queued",)) if r["scheduler"] not in (None, own_scheduler)
                 and not scheduler_answers(r["scheduler"])]
-        return self.mark_ended(lost, "interrupted", lambda n: interrupted_message("server", n))
-
-    def mark_dead_cli_runs(self) -> int:
-        """Runs of a process on this host (the CLI) that no longer exists -> interrupted."""
-        with self.engine.connect() as c:
-            rows = c.execute(sa.select(runs.c.id, runs.c.host, runs.c.pid).where(
-                runs.c.status == "running", runs.c.scheduler.is_(None))).all()
-        dead = [r.id for r in rows if not _alive(r.host, r.pid)]
-        return len(self.mark_ended(dead, "interrupted", lambda n: interrupted_message("process", n)))
+        return self.lose_queued(lost, "the cluster it was queued on stopped before it started")
 
     # -- uploads and sweeps ----------------------------------------------------------------
     def add_uploaded_model(self, model: MLP, name: str, owner: str, note: str | None = None,
@@ -308,25 +217,32 @@ class Store(BaseStore):
     def set_note(self, run_id: int, note: str) -> None:
         """A sentence about the run for its owner (e.g. whether it became the current model)."""
         with self._write() as c:
-            spec = c.execute(sa.select(runs.c.spec).where(runs.c.id == run_id)).scalar()
-            spec = {**(json.loads(spec) if spec else {}), "note": note}
-            c.execute(runs.update().where(runs.c.id == run_id).values(spec=json.dumps(spec)))
+            self._set_note(c, run_id, note)
+
+    def _set_note(self, c, run_id: int, note: str) -> None:
+        spec = c.execute(sa.select(runs.c.spec).where(runs.c.id == run_id)).scalar()
+        spec = {**(json.loads(spec) if spec else {}), "note": note}
+        c.execute(runs.update().where(runs.c.id == run_id).values(spec=json.dumps(spec)))
 
     def adopt(self, run_id: int, worse_by: float = 0.05) -> str:
         """Make a run's model its owner's current model unless its test accuracy is more than
-        `worse_by` below the current one's; -> the sentence saying which, also kept as the note."""
+        `worse_by` below the current one's; -> the sentence saying which, also kept as the note.
+        One transaction with the owner's current row locked: the comparison is with the model
+        that is current when it is replaced."""
         run = self.run(run_id)
         if run is None or run["model_id"] is None:
             return ""
-        now = self.current(run["owner"])
-        acc, old = run["test_accuracy"], now and now["test_accuracy"]
-        if acc is not None and old is not None and acc < old - worse_by:
-            note = (f"Your current model ({100 * old:.2f}%) stays current: this run reached only "
-                    f"{100 * acc:.2f}%. Use its model from the Runs page if you want it anyway.")
-        else:
-            self.set_current(run["owner"], run["model_id"], f"run #{run_id} ({run['origin']})", acc)
-            note = "This run's model is now your current model: try it on the Analyze and Draw pages."
-        self.set_note(run_id, note)
+        acc = run["test_accuracy"]
+        with self._write() as c:
+            now = self._current_locked(c, run["owner"])
+            old = now.test_accuracy if now is not None else None
+            if acc is not None and old is not None and acc < old - worse_by:
+                note = (f"Your current model ({100 * old:.2f}%) stays current: this run reached only "
+                        f"{100 * acc:.2f}%. Use its model from the Runs page if you want it anyway.")
+            else:
+                self._set_current(c, run["owner"], run["model_id"], f"run #{run_id} ({run['origin']})", acc)
+                note = "This run's model is now your current model: try it on the Analyze and Draw pages."
+            self._set_note(c, run_id, note)
         return note
 
     def create_sweep(self, owner: str, spec: dict) -> int:

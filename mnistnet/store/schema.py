@@ -6,14 +6,16 @@ stopped / failed / interrupted) with their live progress and a stop flag, keeps 
 current model, and groups runs into sweeps. `migrate` creates or upgrades a store in one
 transaction, holding a lock first, so two processes opening an old store at once upgrade it
 once. Version 4 keeps snapshots of the weights through training, one row each, with the model
-they belong to (so they follow a copy of it and go when it goes).
+they belong to (so they follow a copy of it and go when it goes). Version 5 gives each run a
+heartbeat (written by the process training it: mnistnet.store.lifecycle) and the statuses
+stopping and cancelled.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 EARLIER = "earlier"  # the owner of rows made before owners existed (upgrade 2 -> 3)
 
 metadata = sa.MetaData()
@@ -62,6 +64,7 @@ runs = sa.Table(
     sa.Column("base_model_id", sa.Integer),  # fine-tuning: the model it starts from
     sa.Column("spec", sa.Text),  # JSON: what else the task needs (fine-tuning's digits)
     sa.Column("sweep_id", sa.Integer, sa.ForeignKey("sweeps.id", ondelete="SET NULL")),
+    sa.Column("heartbeat_at", sa.Float),  # schema 5: the runner's last sign of life
     sa.Index("ix_runs_status", "status"),
     sqlite_autoincrement=True,  # a deleted run's id is never given to another (links name runs by id)
 )
@@ -146,8 +149,13 @@ def _upgrade_3_to_4(c) -> None:
     snapshots.create(c)  # models trained before have none
 
 
+def _upgrade_4_to_5(c) -> None:
+    # No heartbeat: a run left running by an earlier mnistnet (which never beats) is stale.
+    c.execute(sa.text("ALTER TABLE runs ADD COLUMN heartbeat_at FLOAT"))
+
+
 # from version -> the function bringing it to version + 1
-UPGRADES = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4}
+UPGRADES = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4, 4: _upgrade_4_to_5}
 _LOCK_ID = 7_702_839  # PostgreSQL advisory lock held while the schema is created or upgraded
 
 
