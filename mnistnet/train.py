@@ -32,7 +32,7 @@ MAX_WORK = 1e13
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became non-finite; the model keeps the weights of the last finite epoch."""
+    """The loss or the weights became non-finite; the model keeps the weights of the last finite epoch."""
 
 
 @dataclass(frozen=True)
@@ -334,27 +334,44 @@ class _Shifter:
 def train(model: MLP, data, config: TrainConfig | None = None,
           on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
-          on_snapshot: Callable[[float], None] | None = None) -> History:
+          on_snapshot: Callable[[float], None] | None = None,
+          stop_eval_s: float = 2.0) -> History:
     """Train `model` in place with mini-batch SGD on data.train; measure train, val, test each epoch.
 
     data: as returned by `load_mnist()` (.train, .val, .test with .images (n, 28, 28) uint8
-    and .labels (n,) int64). Samples are reshuffled every epoch from `config.seed`.
+    and .labels (n,) int64), no split empty. Samples are reshuffled every epoch from `config.seed`.
     on_progress(Progress) is called every `config.progress_every` batches and after each
     epoch; should_stop() is polled after every batch and ends the run cleanly.
+    On a stop the partial epoch is evaluated and recorded ("partial": True) only if that
+    evaluation should take at most `stop_eval_s` seconds (estimated from the last finished
+    epoch's evaluation, or in the first epoch by timing the test split's and scaling by image
+    count; 0: never, inf: always); otherwise the model goes back to the weights of the last
+    finished epoch (the initial ones in the first) and the History gets no record for it.
+    Either way its status is "stopped". A caller with a deadline after the stop (a worker's
+    grace period) sets stop_eval_s below it.
     on_snapshot(epoch) marks a moment worth a copy of the weights (`snapshots.take`): 0.0
     before the first step, a fraction (about 0.05) early in the first epoch, and n after
-    epoch n's evaluation (a stopped, partial epoch too), before that epoch's on_progress.
-    Raises TrainingDiverged if the loss becomes non-finite (weights of the last finite
-    epoch are restored first).
+    epoch n's evaluation (a stopped, partial epoch too when it is evaluated), before that
+    epoch's on_progress.
+    Raises TrainingDiverged if the loss, or the weights at an epoch's end or a stop, become
+    non-finite (weights of the last finite epoch are restored first). ValueError names an
+    empty split or a bad stop_eval_s.
     """
     config = config or TrainConfig()
     config.validate()
+    number = isinstance(stop_eval_s, (int, float, np.number)) and not isinstance(stop_eval_s, bool)
+    if not (number and stop_eval_s >= 0):  # NaN fails this too
+        raise ValueError(f"stop_eval_s must be a number of seconds >= 0 (inf: always evaluate), got {stop_eval_s!r}")
+    for name, split in (("training", data.train), ("validation", data.val), ("test", data.test)):
+        if len(split.labels) == 0:
+            raise ValueError(f"the {name} split is empty (0 images); every run needs images to "
+                             "train on and to measure with")
     # Overflow on the way to a diverged loss is reported by TrainingDiverged, not by warnings.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train(model, data, config, on_progress, should_stop, on_snapshot)
+        return _train(model, data, config, on_progress, should_stop, on_snapshot, stop_eval_s)
 
 
-def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> History:
+def _train(model, data, config, on_progress, should_stop, on_snapshot, stop_eval_s) -> History:
     hist = History(layer_sizes=list(model.layer_sizes), config=config.to_dict())
     model.history = hist
     images, labels = data.train.images, data.train.labels
@@ -364,8 +381,9 @@ def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> H
     # Scaled once per process: (n, 784) float32. Eval sets too, so each epoch's metrics cost
     # no rescaling; one Evaluator's buffers serve every evaluation of the run.
     X = _scaled(model, data.train)[:n]
-    X_val, X_test = _scaled(model, data.val), _scaled(model, data.test)
-    evaluator = Evaluator(model, min(10000, max(n, len(X_val), len(X_test))))
+    splits = {"train": (X, labels), "val": (_scaled(model, data.val), data.val.labels),
+              "test": (_scaled(model, data.test), data.test.labels)}
+    evaluator = Evaluator(model, min(10000, max(len(y) for _, y in splits.values())))
     s = config.shift_pixels
     shifter = (Augmenter(images, config, model.pixel_table()) if augmenting(config)
                else _Shifter(model, images, s) if s else None)
@@ -399,12 +417,7 @@ def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> H
             f = lr_factor(config, step, total_steps)
             loss = stepper.loss(xb, yb)
             if not math.isfinite(loss):
-                model.set_parameters(good)
-                hist.status = "failed"
-                raise TrainingDiverged(
-                    f"loss became {loss} at epoch {epoch}, batch {b + 1} with learning_rate="
-                    f"{config.learning_rate}; try a smaller learning rate. The model keeps the "
-                    f"weights of epoch {epoch - 1}.")
+                _diverged(model, good, hist, f"loss became {loss}", epoch, b, config)
             stepper.update(yb, config.learning_rate * f, bias_lr * f)
             step += 1
             if step == early:
@@ -423,11 +436,17 @@ def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> H
             if stopped:
                 break
         train_seconds = time.perf_counter() - t0
-        record = {"epoch": epoch, "learning_rate": config.learning_rate * f,
-                  "partial": stopped,
-                  "train": _without_confusion(evaluator.evaluate(X, labels)),
-                  "val": _without_confusion(evaluator.evaluate(X_val, data.val.labels)),
-                  "test": evaluator.evaluate(X_test, data.test.labels)}
+        # The loss check above sees an update only at the next step: the epoch's last one (or
+        # the one before a stop) is checked here, before its weights are measured or kept.
+        if not all(np.isfinite(p).all() for p in model.parameters()):  # 0.2 ms for 784-1024-1024-10
+            _diverged(model, good, hist, "the weights became non-finite", epoch, b, config)
+        metrics = _evaluate(evaluator, splits, stop_eval_s if stopped else math.inf,
+                            hist.epochs[-1] if hist.epochs else None)
+        if metrics is None:  # a stop whose evaluation would outlast stop_eval_s: keep the last epoch
+            model.set_parameters(good)
+            hist.status = "stopped"
+            return hist
+        record = {"epoch": epoch, "learning_rate": config.learning_rate * f, "partial": stopped, **metrics}
         # seconds: the whole epoch with its evaluation; train_seconds: the SGD steps alone.
         record["seconds"], record["train_seconds"] = time.perf_counter() - t0, train_seconds
         hist.epochs.append(record)
@@ -444,6 +463,40 @@ def _train(model, data, config, on_progress, should_stop, on_snapshot=None) -> H
             return hist
     hist.status = "finished"
     return hist
+
+
+def _diverged(model: MLP, good: list[np.ndarray], hist: History, what: str, epoch: int, b: int,
+              config: TrainConfig):
+    """Restore `good` (the last finished epoch's parameters), mark the run failed, raise."""
+    model.set_parameters(good)
+    hist.status = "failed"
+    raise TrainingDiverged(
+        f"{what} at epoch {epoch}, batch {b + 1} with learning_rate={config.learning_rate}; try a "
+        f"smaller learning rate. The model keeps the weights of epoch {len(hist.epochs)}.")
+
+
+def _evaluate(evaluator: Evaluator, splits: dict, budget_s: float, last: dict | None) -> dict | None:
+    """splits: name -> (Xs (n, 784) float32 scaled, y (n,) int64) for train, val, test ->
+    their metrics, test alone with its confusion matrix; or None when the evaluation is
+    estimated to take more than budget_s seconds. The estimate is the last finished epoch's
+    evaluation time (`last`, its record); before any, the test split's, timed, scaled by image
+    count (test is then measured first, the results are the same)."""
+    test = None
+    if budget_s < math.inf:
+        if last is not None:
+            if last["seconds"] - last["train_seconds"] > budget_s:
+                return None
+        elif budget_s <= 0:
+            return None
+        else:
+            t0 = time.perf_counter()
+            test = evaluator.evaluate(*splits["test"])
+            images = sum(len(y) for _, y in splits.values())
+            if (time.perf_counter() - t0) * images / len(splits["test"][1]) > budget_s:
+                return None
+    return {"train": _without_confusion(evaluator.evaluate(*splits["train"])),
+            "val": _without_confusion(evaluator.evaluate(*splits["val"])),
+            "test": test or evaluator.evaluate(*splits["test"])}
 
 
 def _scaled(model: MLP, split) -> np.ndarray:

@@ -198,3 +198,143 @@ def test_shift_augmentation_crops_padded_windows():
             assert row.min() == model.scale_inputs(np.zeros((1, 784), np.uint8)).min()  # background stays 0
             seen.add((int(y) - 10, int(x) - 12))
     assert seen == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}  # every shift in +-2 px
+
+
+# -- divergence on an epoch's last step ----------------------------------------------------------
+def _same(params, other) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(params, other))
+
+
+def test_an_update_that_overflows_on_the_epochs_last_step_is_caught(small):
+    """A real overflow, no patching: W1 = 0, b1 = 1e-10 and a first column of 1e38 in W2 give a
+    finite loss (class 0 wins by 4e28) and an error of about 1e37 per hidden unit, so the one
+    step of each epoch (train_size = batch_size) drives W1 and b1 to +-inf. The loss check
+    before each step never sees it; the check of the weights at the epoch's end must."""
+    W2 = np.zeros((4, 10), np.float32)
+    W2[:, 0] = 1e38
+    model = MLP.from_arrays([np.zeros((784, 4), np.float32), W2],
+                            [np.full(4, 1e-10, np.float32), np.zeros(10, np.float32)])
+    start = model.copy_parameters()
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, small, TrainConfig(epochs=1, batch_size=50, train_size=50, learning_rate=10.0))
+    assert str(e.value).startswith("the weights became non-finite at epoch 1, batch 1 with learning_rate=10.0;")
+    assert "keeps the weights of epoch 0." in str(e.value), str(e.value)
+    assert model.history.status == "failed" and model.history.epochs == []
+    assert all(np.isfinite(p).all() for p in model.parameters()) and _same(model.parameters(), start)
+
+
+@pytest.mark.parametrize("stop", [False, True], ids=["last batch", "at a stop"])
+def test_weights_gone_non_finite_at_an_epochs_end_or_a_stop_keep_the_last_epoch(small, stop):
+    """As if the update of epoch 2's last batch (or of the batch before a stop) had overflowed:
+    TrainingDiverged names that batch, and the model keeps epoch 1's weights, not NaNs."""
+    model = MLP((784, 16, 10), seed=0)
+    after_first, batches = [], [0]
+
+    def on_progress(p):
+        if p.epoch_record is not None and p.epoch == 1:
+            after_first.extend(model.copy_parameters())
+
+    def should_stop():  # polled after each batch's update: 20 batches an epoch
+        batches[0] += 1
+        if batches[0] == (30 if stop else 40):
+            model.biases[-1][3] = np.nan
+            return stop
+        return False
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, small, TrainConfig(epochs=2, batch_size=100), on_progress=on_progress,
+              should_stop=should_stop)
+    batch = 10 if stop else 20
+    assert f"non-finite at epoch 2, batch {batch} with" in str(e.value), str(e.value)
+    assert "keeps the weights of epoch 1." in str(e.value), str(e.value)
+    assert model.history.status == "failed" and [r["epoch"] for r in model.history.epochs] == [1]
+    assert all(np.isfinite(p).all() for p in model.parameters()) and _same(model.parameters(), after_first)
+
+
+# -- empty splits --------------------------------------------------------------------------------
+@pytest.mark.parametrize("split, name", [("train", "training"), ("val", "validation"), ("test", "test")])
+def test_an_empty_split_is_named(small, split, name):
+    empty = Split(small.train.images[:0], small.train.labels[:0])
+    data = replace(small, **{split: empty})
+    model = MLP((784, 8, 10))
+    with pytest.raises(ValueError, match=f"the {name} split is empty"):
+        train(model, data, TrainConfig(epochs=1))
+    assert model.history is None  # refused before the run began
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), "2", None])
+def test_bad_stop_eval_s_named(small, value):
+    with pytest.raises(ValueError, match="stop_eval_s") as e:
+        train(MLP((784, 8, 10)), small, TrainConfig(epochs=1), stop_eval_s=value)
+    assert repr(value) in str(e.value)
+
+
+# -- a stop within a time budget -----------------------------------------------------------------
+def _stopped_run(small, after_batches, stop_eval_s):
+    """MLP 784-16-10 on `small` (40 batches an epoch, 3 epochs), stopped after `after_batches`
+    batches -> (model, history, progress events, snapshot epochs, parameters after each epoch)."""
+    model = MLP((784, 16, 10), seed=2)
+    events, snapshots, kept, batches = [], [], {0: model.copy_parameters()}, [0]
+
+    def on_progress(p):
+        events.append(p)
+        if p.epoch_record is not None:
+            kept[p.epoch] = model.copy_parameters()
+
+    def should_stop():
+        batches[0] += 1
+        return batches[0] == after_batches
+    hist = train(model, small, TrainConfig(epochs=3, batch_size=50, progress_every=5), on_progress=on_progress,
+                 should_stop=should_stop, on_snapshot=snapshots.append, stop_eval_s=stop_eval_s)
+    return model, hist, events, snapshots, kept
+
+
+def test_a_stop_with_no_time_to_measure_keeps_the_last_finished_epoch(small):
+    model, hist, events, snapshots, kept = _stopped_run(small, 40 + 12, stop_eval_s=0)
+    assert hist.status == "stopped" and [r["epoch"] for r in hist.epochs] == [1]
+    assert not hist.epochs[0]["partial"]
+    assert _same(model.parameters(), kept[1]) and not _same(model.parameters(), kept[0])
+    assert [e.epoch_record is not None for e in events if e.epoch == 2] == [False, False, False]  # 5, 10, 12
+    assert events[-1].batch == 12 and hist.batch_losses[-1][0] == 52 * 50  # the steps it did are reported
+    assert snapshots == [0.0, 0.05, 1.0]  # no snapshot of weights it does not keep
+    assert model.history is hist
+
+
+def test_a_stop_in_the_first_epoch_with_no_time_to_measure_keeps_the_initial_weights(small):
+    for budget in (0.0, 1e-9):  # 1e-9: the test split's evaluation alone takes longer
+        model, hist, events, snapshots, kept = _stopped_run(small, 15, stop_eval_s=budget)
+        assert hist.status == "stopped" and hist.epochs == []
+        assert _same(model.parameters(), kept[0])
+        assert all(e.epoch_record is None for e in events) and snapshots == [0.0, 0.05]
+
+
+@pytest.mark.parametrize("after_batches", [15, 40 + 12], ids=["epoch 1", "epoch 2"])
+def test_a_stop_with_time_to_measure_records_the_partial_epoch(small, after_batches):
+    """60 s is plenty for 3,500 images: the partial epoch is measured as it always was, the same
+    metrics whether its time was estimated (60 s) or not asked for (inf)."""
+    model, hist, events, snapshots, kept = _stopped_run(small, after_batches, stop_eval_s=60.0)
+    epoch = 1 if after_batches < 40 else 2
+    assert hist.status == "stopped" and len(hist.epochs) == epoch and hist.epochs[-1]["partial"]
+    assert events[-1].epoch_record is hist.epochs[-1] and snapshots[-1] == float(epoch)
+    assert _same(model.parameters(), kept[epoch])
+    for split, n in (("train", 2000), ("val", 500), ("test", 1000)):
+        assert hist.epochs[-1][split]["total"] == n
+    assert "confusion" in hist.epochs[-1]["test"] and "confusion" not in hist.epochs[-1]["train"]
+    _, always, *_ = _stopped_run(small, after_batches, stop_eval_s=math.inf)
+    assert _without_times(always) == _without_times(hist)
+    assert list(always.epochs[-1]) == list(hist.epochs[-1])  # the same keys in the same order
+
+
+def test_the_stop_estimate_is_the_last_epochs_measuring_time(small):
+    """After a finished epoch the partial one is measured if that epoch's evaluation
+    (seconds - train_seconds) fits the budget; no timing involved, records made up."""
+    from mnistnet.metrics import Evaluator
+    from mnistnet.train import _evaluate
+    model = MLP((784, 8, 10))
+    splits = {name: (model.scale_inputs(s.images), s.labels)
+              for name, s in (("train", small.train), ("val", small.val), ("test", small.test))}
+    last = {"seconds": 10.0, "train_seconds": 7.0}  # 3 s of evaluation
+    ev = Evaluator(model, 2000)
+    assert _evaluate(ev, splits, 2.9, last) is None
+    got = _evaluate(ev, splits, 3.1, last)
+    assert [got[k]["total"] for k in ("train", "val", "test")] == [2000, 500, 1000]
+    assert _evaluate(ev, splits, math.inf, last) == got
