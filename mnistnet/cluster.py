@@ -27,6 +27,8 @@ from pathlib import Path
 
 from distributed import Client, Future, fire_and_forget
 
+from .clustertls import make_credentials
+from .dburl import public_url
 from .store import ACTIVE, TRAINING, Store
 from .sweep import SweepSpec, plan
 from .tasks import run_task
@@ -86,17 +88,23 @@ def follow_sweep(cluster: Cluster, sweep_id: int, on_end=None, poll_s: float = 0
 
 
 class Embedded:
-    """A scheduler and `n_workers` single-threaded workers as child processes of this one.
+    """A scheduler and `n_workers` single-threaded workers as child processes of this one,
+    speaking mutual TLS with a certificate of their own (mnistnet.clustertls): no other local
+    process can submit work to them. `db_url` reaches the workers in their environment only.
 
     Started from a long-lived thread: each child gets SIGKILL when that thread's process ends
     (PR_SET_PDEATHSIG), so the cluster never outlives the server, even one killed with -9.
     """
 
-    def __init__(self, n_workers: int | None = None):
+    def __init__(self, n_workers: int | None = None, db_url: str | None = None):
         self.n_workers = n_workers or os.cpu_count() or 1
+        self.db_url = db_url
         self.folder = tempfile.mkdtemp(prefix="mnistnet-dask-")
+        self.credentials = make_credentials(os.path.join(self.folder, "tls"))
         self.env = {**os.environ, **DASK_ENV, "PYTHONPATH": os.pathsep.join(
             [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        if db_url:
+            self.env["MNISTNET_DB_URL"] = db_url
         self.scheduler: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.address: str | None = None
@@ -111,7 +119,8 @@ class Embedded:
         """Start the scheduler and the workers -> the scheduler's address."""
         sched_file = os.path.join(self.folder, "scheduler.json")
         self.scheduler = self._popen(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                                      "--no-dashboard", "--scheduler-file", sched_file], "scheduler")
+                                      "--no-dashboard", "--scheduler-file", sched_file,
+                                      *self.credentials.scheduler_args()], "scheduler")
         deadline = time.monotonic() + timeout
         while not os.path.exists(sched_file):
             if self.scheduler.poll() is not None or time.monotonic() > deadline:
@@ -125,7 +134,8 @@ class Embedded:
 
     def _start_worker(self, i: int) -> subprocess.Popen:
         return self._popen(["distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny",
-                            "--no-dashboard", "--name", f"mnistnet-{i}", "--death-timeout", "60"], f"worker-{i}")
+                            "--no-dashboard", "--name", f"mnistnet-{i}", "--death-timeout", "60",
+                            *self.credentials.worker_args()], f"worker-{i}")
 
     def kill_worker(self, pid: int | None) -> bool:
         """Kill the worker process `pid` and wait for it to end (replace_dead_workers starts
@@ -165,9 +175,13 @@ class Cluster:
 
     def __init__(self, store: Store, address: str | None = None, n_workers: int | None = None):
         self.store = store
-        self.embedded = None if address else Embedded(n_workers)
+        self.embedded = None if address else Embedded(n_workers, store.url)
         self.address = address or self.embedded.start()
-        self.client = Client(self.address, timeout=30, set_as_default=False)
+        self.client = self._client()
+
+    def _client(self) -> Client:
+        security = self.embedded.credentials.security() if self.embedded is not None else None
+        return Client(self.address, timeout=30, set_as_default=False, security=security)
 
     @classmethod
     def from_env(cls, store: Store) -> Cluster:
@@ -176,7 +190,8 @@ class Cluster:
 
     def submit(self, run_id: int) -> None:
         """Queue run `run_id` (a queued row of the store) on the cluster."""
-        future = self.client.submit(run_task, self.store.url, run_id, key=task_key(run_id), pure=False)
+        # The store's URL without its password: the workers have the whole one in their environment.
+        future = self.client.submit(run_task, public_url(self.store.url), run_id, key=task_key(run_id), pure=False)
         fire_and_forget(future)  # it runs even if this server goes away: the store is the channel
 
     def submit_sweep(self, owner: str, spec: SweepSpec, n_train: int = 50_000) -> int:
@@ -246,9 +261,9 @@ class Cluster:
         old = self.address
         self.client.close()
         self.embedded.close()
-        self.embedded = Embedded(self.embedded.n_workers)
+        self.embedded = Embedded(self.embedded.n_workers, self.store.url)
         self.address = self.embedded.start()
-        self.client = Client(self.address, timeout=30, set_as_default=False)
+        self.client = self._client()
         queued = [r["id"] for r in self.store.list_runs(statuses=("queued",)) if r["scheduler"] == old]
         self.store.lose_queued(queued, "the training cluster restarted before it started; start it again")
 

@@ -2,12 +2,15 @@
 runs to train. Pure: numpy and the core only (the store and the cluster run them).
 
 A SweepSpec lists the values to try for each choice; `grid` takes every combination, `random`
-draws `n` distinct ones with the sweep's own seed.
+draws `n` distinct ones with the sweep's own seed. The grid is never built: its size is the
+product of the lengths, and a random pick is an index into it, decoded by mixed radix.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import random
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -54,23 +57,27 @@ class SweepSpec:
 
 def plan(spec: SweepSpec, n_train: int = 50_000) -> list[tuple[tuple[int, ...], TrainConfig]]:
     """The sweep's runs: [(hidden sizes, TrainConfig)], each checked against the Train form's
-    limits. ValueError naming the first bad value, or a sweep over MAX_RUNS runs."""
+    limits. ValueError naming the first bad value, or a sweep over MAX_RUNS runs.
+
+    Counts before it builds: a grid over MAX_RUNS is refused from the product of the lengths
+    (8 values in each of 9 choices would be 134 million tuples), and a random search decodes
+    only the indices it draws."""
     if spec.mode not in ("grid", "random"):
         raise ValueError(f"mode must be 'grid' or 'random', got {spec.mode!r}")
     axes = [spec.hidden] + [getattr(spec, name) for name in SEARCHED]
     for name, values in zip(("hidden", *SEARCHED), axes):
         if not values:
             raise ValueError(f"{name} needs at least one value to try")
-    combos = list(itertools.product(*axes))
+    count = math.prod(len(a) for a in axes)  # a Python int: exact however large
     if spec.mode == "random":
         if spec.n is None or not 1 <= spec.n <= MAX_RUNS:
             raise ValueError(f"a random sweep needs n from 1 to {MAX_RUNS}, got {spec.n!r}")
-        rng = np.random.default_rng(spec.search_seed)
-        picks = rng.choice(len(combos), size=min(spec.n, len(combos)), replace=False)
-        combos = [combos[i] for i in sorted(picks)]
-    if len(combos) > MAX_RUNS:
-        raise ValueError(f"this grid has {len(combos)} runs; a sweep may have at most {MAX_RUNS} "
+        combos = [combination(axes, i) for i in sample_indices(count, min(spec.n, count), spec.search_seed)]
+    elif count > MAX_RUNS:
+        raise ValueError(f"this grid has {count:,} runs; a sweep may have at most {MAX_RUNS} "
                          "(fewer values, or a random search)")
+    else:
+        combos = list(itertools.product(*axes))
     out = []
     for hidden, *values in combos:
         sizes = check_model_limits((784, *hidden, 10))
@@ -78,6 +85,29 @@ def plan(spec: SweepSpec, n_train: int = 50_000) -> list[tuple[tuple[int, ...], 
         check_run_size(sizes, config, n_train)
         out.append((tuple(hidden), config))
     return out
+
+
+def sample_indices(count: int, k: int, seed: int) -> list[int]:
+    """k distinct indices in [0, count), sorted, drawn with the sweep's own seed; memory O(k)
+    whatever count is. Below 2**63, numpy's choice (Floyd's algorithm for a small k: the same
+    picks as when the grid was a list); above it, random.Random's sample, which takes a range
+    of any size."""
+    assert 0 <= k <= count, (k, count)
+    if count < 2**63:
+        picks = np.random.default_rng(seed).choice(count, size=k, replace=False)
+        return sorted(int(i) for i in picks)
+    return sorted(random.Random(seed).sample(range(count), k))
+
+
+def combination(axes: list[tuple], index: int) -> tuple:
+    """The index-th tuple of itertools.product(*axes), without building the product: the
+    index in mixed radix, the last axis varying fastest."""
+    out = []
+    for values in reversed(axes):
+        index, digit = divmod(index, len(values))
+        out.append(values[digit])
+    assert index == 0, "index beyond the product"
+    return tuple(reversed(out))
 
 
 def varied(spec: SweepSpec) -> list[str]:

@@ -16,6 +16,7 @@ from distributed import get_worker
 from threadpoolctl import threadpool_limits
 
 from .data import load_mnist
+from .dburl import resolve_url
 from .network import MLP
 from .runs import execute_run, mix_user_digits, user_samples
 from .store import Store
@@ -29,10 +30,11 @@ _data_lock = threading.Lock()
 
 
 def worker_store(db_url: str) -> Store:
-    """This process's Store for `db_url` (made once)."""
+    """This process's Store for `db_url` (made once). A task's URL hides its password
+    (mnistnet.dburl.public_url): the whole one comes from this worker's MNISTNET_DB_URL."""
     with _lock:
         if db_url not in _stores:
-            _stores[db_url] = Store(db_url)
+            _stores[db_url] = Store(resolve_url(db_url))
         return _stores[db_url]
 
 

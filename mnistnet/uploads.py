@@ -3,7 +3,9 @@
 Imports numpy, Pillow, the standard library and the core. Every check happens before anything
 is stored, so a caller stores all of an upload or none of it; a refusal is an UploadError whose
 message is one sentence naming the file and the reason. Nothing is decoded or unpacked before
-the sizes its headers declare are checked, and nothing is read beyond them.
+the sizes its headers declare are checked, and nothing is read beyond them; an upload (all its
+files together) is sized from its images' headers and refused whole before any pixel is decoded
+if they come to more than MAX_PIXELS.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ MAX_FILE = 20 * 1024 * 1024
 MAX_UNZIPPED = 100 * 1024 * 1024
 MAX_ENTRIES = 2000
 MAX_RATIO = 100  # PNG and JPEG barely compress again: a zip that does is a bomb
+# Decoded pixels in one upload, all its files together: four photos at the 4000x4000 limit, or
+# thousands of digit-sized images. A flat 4000x4000 PNG is 21 KB; a 20 MB zip holds 990 of
+# them, 16 gigapixels that took about 100 s to decode (0.1 s each) before this limit.
+MAX_PIXELS = 64_000_000
 WORK_SIDE = 1024  # larger images are reduced to this before preparing: memory, not quality
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DIGITS = set("0123456789")
@@ -42,21 +48,55 @@ class UploadError(ValueError):
     """An upload refused; the message names the file and the reason."""
 
 
+class TooManyPixels(UploadError):
+    """The whole upload refused: its images' headers declare more than MAX_PIXELS in all."""
+
+
+def _too_many(where: str, total: int, what: str) -> TooManyPixels:
+    return TooManyPixels(f"{where}: the upload's images come to {total / 1e6:,.1f} megapixels with {what}, "
+                         f"over the limit of {MAX_PIXELS // 10**6} megapixels for one upload; upload fewer "
+                         "or smaller images")
+
+
+def _check_bytes(data: bytes, name: str) -> None:
+    if not data:
+        raise UploadError(f"{name}: the file is empty")
+    if len(data) > MAX_FILE:
+        raise UploadError(f"{name}: {len(data):,} bytes is over the {MAX_FILE:,}-byte limit")
+
+
+def _open_image(fp, name: str) -> Image.Image:
+    """A file object -> the opened image, its size read from the header and checked: no pixel
+    is decoded. Pillow's errors propagate (callers say what they mean)."""
+    im = Image.open(fp, formats=("PNG", "JPEG"))
+    w, h = im.size
+    if w > MAX_SIDE or h > MAX_SIDE:
+        im.close()
+        raise UploadError(f"{name}: {w}x{h} px is over the {MAX_SIDE}x{MAX_SIDE} limit")
+    return im
+
+
+def image_pixels(data: bytes, name: str) -> int:
+    """PNG or JPEG bytes -> width x height, from the header (nothing decoded). UploadError if unusable."""
+    _check_bytes(data, name)
+    try:
+        with _open_image(io.BytesIO(data), name) as im:
+            return im.width * im.height
+    except UploadError:
+        raise
+    except _IMAGE_ERRORS:
+        raise UploadError(f"{name}: not a readable PNG or JPEG image") from None
+
+
 def image_to_digit(data: bytes, name: str) -> np.ndarray:
     """PNG or JPEG bytes -> (28, 28) uint8 prepared like a drawing.
 
     The size is read from the header before any pixel is decoded; images over WORK_SIDE px are
     reduced first. UploadError if unusable.
     """
-    if not data:
-        raise UploadError(f"{name}: the file is empty")
-    if len(data) > MAX_FILE:
-        raise UploadError(f"{name}: {len(data):,} bytes is over the {MAX_FILE:,}-byte limit")
+    _check_bytes(data, name)
     try:
-        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as im:
-            w, h = im.size  # read from the header, before decoding any pixels
-            if w > MAX_SIDE or h > MAX_SIDE:
-                raise UploadError(f"{name}: {w}x{h} px is over the {MAX_SIDE}x{MAX_SIDE} limit")
+        with _open_image(io.BytesIO(data), name) as im:  # the size checked before any pixel is decoded
             arr = _pixels(im)
     except UploadError:
         raise
@@ -69,8 +109,9 @@ def image_to_digit(data: bytes, name: str) -> np.ndarray:
 
 
 def preview_digit(data: bytes, name: str) -> np.ndarray:
-    """What an uploaded image would be stored as, (28, 28) uint8, for a page to show before
-    anything is stored: the same checks and preparation as image_to_digit. UploadError if unusable."""
+    """What an uploaded image would be stored as, (28, 28) uint8: the same checks and
+    preparation as image_to_digit. UploadError if unusable. (A page shows what prepare_uploads
+    returned instead: decoded once, kept for its reruns.)"""
     return image_to_digit(data, name)
 
 
@@ -92,7 +133,13 @@ def _pixels(im: Image.Image) -> np.ndarray:
 def digits_from_zip(data: bytes, name: str = "upload.zip") -> tuple[np.ndarray, np.ndarray]:
     """A .zip with one folder per digit (0/..., 1/..., optionally under one top folder) ->
     images (n, 28, 28) uint8, labels (n,) int64. Refuses unsafe paths, encrypted, damaged or
-    nested archives, files that are not images, too many entries and zip bombs."""
+    nested archives, files that are not images, too many entries, zip bombs, and images whose
+    headers declare more than MAX_PIXELS in all (before decoding any)."""
+    _zip_pixels(data, name, MAX_PIXELS)
+    return _zip_digits(data, name)
+
+
+def _open_zip(data: bytes, name: str) -> zipfile.ZipFile:
     if not data:
         raise UploadError(f"{name}: the file is empty")
     if len(data) > MAX_UNZIPPED:
@@ -102,10 +149,26 @@ def digits_from_zip(data: bytes, name: str = "upload.zip") -> tuple[np.ndarray, 
     if data.count(b"PK\x01\x02") > 2 * MAX_ENTRIES:
         raise UploadError(f"{name}: more than {MAX_ENTRIES:,} entries; split it into smaller zips")
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(io.BytesIO(data))
     except _ZIP_ERRORS:
         raise UploadError(f"{name}: not a zip archive, or a damaged one") from None
-    with zf:
+
+
+def _zip_pixels(data: bytes, name: str, limit: int, before: int = 0) -> int:
+    """The pixels a zip's images declare in their headers (each entry unpacked only as far as
+    its header). TooManyPixels as soon as `before` plus them passes `limit`."""
+    total = before
+    with _open_zip(data, name) as zf:
+        for info, _ in _checked_entries(zf, name):
+            total += _entry_pixels(zf, info, name)
+            if total > limit:
+                raise _too_many(name, total, repr(info.filename[:80]))
+    return total - before
+
+
+def _zip_digits(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of a checked zip decoded and prepared -> (n, 28, 28) uint8, (n,) int64."""
+    with _open_zip(data, name) as zf:
         images, labels = [], []
         for info, label in _checked_entries(zf, name):
             images.append(image_to_digit(_read_entry(zf, info, name), f"{name}/{info.filename}"))
@@ -153,17 +216,35 @@ def _checked_entries(zf: zipfile.ZipFile, name: str) -> list[tuple[zipfile.ZipIn
     return picked
 
 
+def _entry_pixels(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> int:
+    """An entry's width x height from its header: Pillow reads from the entry's stream only as
+    far as the header, so little of it is unpacked."""
+    try:
+        with zf.open(info) as f, _open_image(f, f"{name}/{info.filename}") as im:
+            return im.width * im.height
+    except UploadError:
+        raise
+    except (zipfile.BadZipFile, zlib.error) as e:
+        raise _damaged(info, name, e) from None
+    except _IMAGE_ERRORS:
+        raise UploadError(f"{name}/{info.filename}: not a readable PNG or JPEG image") from None
+
+
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
     """An entry's bytes, never more than its checked declared size (zipfile stops there and
     compares the checksum, which catches a declared size smaller than the real one)."""
     try:
         with zf.open(info) as f:
             return f.read(info.file_size + 1)
-    except zipfile.BadZipFile as e:
+    except _ZIP_ERRORS as e:
+        raise _damaged(info, name, e) from None
+
+
+def _damaged(info: zipfile.ZipInfo, name: str, e: Exception) -> UploadError:
+    if isinstance(e, zipfile.BadZipFile):
         why = "its checksum does not match" if "CRC" in str(e) else "its entry is malformed"
-        raise UploadError(f"{name}: {info.filename[:80]!r} is damaged ({why})") from None
-    except _ZIP_ERRORS:
-        raise UploadError(f"{name}: {info.filename[:80]!r} is damaged and cannot be unpacked") from None
+        return UploadError(f"{name}: {info.filename[:80]!r} is damaged ({why})")
+    return UploadError(f"{name}: {info.filename[:80]!r} is damaged and cannot be unpacked")
 
 
 def _digit_label(label) -> int | None:
@@ -171,25 +252,83 @@ def _digit_label(label) -> int | None:
     return int(label) if ok else None
 
 
-def import_uploads(store, files, owner: str, source: str = "upload") -> list[int]:
-    """files: [(name, bytes, label or None)]: a .zip (labels from its folders) or an image with
-    its label (an int 0-9). All are checked first; only if every one is good are they stored,
-    in one call, as `owner`'s. -> new sample ids."""
-    images, labels = [], []
-    for name, data, label in files:
-        if name.lower().endswith(".zip"):
-            imgs, labs = digits_from_zip(data, name)
-            images.extend(imgs)
-            labels.extend(labs.tolist())
+@dataclass(frozen=True)
+class Prepared:
+    """One uploaded file, checked and prepared like a drawing (what would be stored), or refused."""
+
+    name: str
+    images: np.ndarray  # (n, 28, 28) uint8: a zip's digits, or one image's; (0, 28, 28) if refused
+    labels: np.ndarray | None  # (n,) int64 from a zip's folders; None for an image (the visitor says)
+    pixels: int  # what its headers declare (decoded, if not refused)
+    error: str | None = None  # why it cannot be used: one sentence naming it
+
+
+def _is_zip(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def prepare_uploads(files) -> list[Prepared]:
+    """files: [(name, bytes)], a .zip or a PNG/JPEG each -> one Prepared each, in order.
+
+    First every file's images are sized from their headers: TooManyPixels (the whole upload
+    refused, nothing decoded) once they pass MAX_PIXELS in all. Then each file is decoded and
+    prepared; a file that cannot be used gets its sentence in .error, and the others are
+    still prepared (a page shows which to remove)."""
+    total, sized = 0, []
+    for name, data in files:
+        try:
+            if _is_zip(name):
+                pixels = _zip_pixels(data, name, MAX_PIXELS, before=total)
+            elif total + (pixels := image_pixels(data, name)) > MAX_PIXELS:
+                raise _too_many(name, total + pixels, "this image")
+        except TooManyPixels:
+            raise
+        except UploadError as e:
+            sized.append((0, str(e)))
         else:
-            digit = _digit_label(label)
-            if digit is None:
-                raise UploadError(f"{name}: give the digit (0-9) this image shows")
-            images.append(image_to_digit(data, name))
-            labels.append(digit)
+            total += pixels
+            sized.append((pixels, None))
+    out = []
+    for (name, data), (pixels, error) in zip(files, sized):
+        if error is None:
+            try:
+                images, labels = _zip_digits(data, name) if _is_zip(name) else (image_to_digit(data, name)[None], None)
+            except UploadError as e:
+                error = str(e)
+            else:
+                out.append(Prepared(name, images, labels, pixels))
+                continue
+        out.append(Prepared(name, np.zeros((0, 28, 28), np.uint8), None, pixels, error))
+    return out
+
+
+def add_prepared(store, prepared: list[Prepared], labels, owner: str, source: str = "upload") -> list[int]:
+    """Store prepared files as `owner`'s: a zip's digits with their folders' labels, an image with
+    its entry of `labels` (an int 0-9). All or nothing: UploadError if a file was refused or an
+    image has no digit. -> new sample ids."""
+    images, digits = [], []
+    for p, label in zip(prepared, labels, strict=True):
+        if p.error is not None:
+            raise UploadError(p.error)
+        if p.labels is not None:
+            images.extend(p.images)
+            digits.extend(p.labels.tolist())
+        else:
+            if (digit := _digit_label(label)) is None:
+                raise UploadError(f"{p.name}: give the digit (0-9) this image shows")
+            images.append(p.images[0])
+            digits.append(digit)
     if not images:
         raise UploadError("nothing to import")
-    return store.add_samples(np.stack(images), labels, source, owner=owner)
+    return store.add_samples(np.stack(images), digits, source, owner=owner)
+
+
+def import_uploads(store, files, owner: str, source: str = "upload") -> list[int]:
+    """files: [(name, bytes, label or None)]: a .zip (labels from its folders) or an image with
+    its label (an int 0-9). All are sized, then checked and prepared; only if every one is good
+    are they stored, in one call, as `owner`'s. -> new sample ids."""
+    prepared = prepare_uploads([(name, data) for name, data, _ in files])
+    return add_prepared(store, prepared, [label for _, _, label in files], owner, source)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def test_more_runs_than_workers_queue_and_all_finish(store, cluster):
     rows = [wait(store, cluster, i, ("finished",)) for i in ids]
     for row in rows:
         assert row["epochs"] == 2 and row["model_id"] is not None and row["progress"]["samples_seen"] == 4000
-        assert row["worker"].startswith("tcp://127.0.0.1:") and row["losses"]
+        assert row["worker"].startswith("tls://127.0.0.1:") and row["losses"]
         assert [e["epoch"] for e in store.run_epochs(row["id"])] == [1, 2]
         assert store.current(row["owner"])["model_id"] == row["model_id"]  # made current, by its owner
     assert len({r["worker"] for r in rows}) == 2  # both workers trained
@@ -179,6 +179,17 @@ def test_stop_to_stopped_is_quick(store, cluster):
         wait(store, cluster, run_id, ("stopped",), reconcile=False)
         times.append(time.monotonic() - t)
     assert statistics.median(times) < 1.5, times
+
+
+def test_the_scheduler_refuses_a_client_without_its_certificate(cluster):
+    from distributed import Client
+
+    assert cluster.address.startswith("tls://127.0.0.1:")
+    for address, security in ((cluster.address.replace("tls://", "tcp://"), None),  # plain TCP
+                              (cluster.address, None)):  # TLS without the lab's certificate
+        with pytest.raises((OSError, TypeError, ValueError)):
+            Client(address, security=security, timeout=3, set_as_default=False).close()
+    assert cluster.workers() == 2  # the lab's own client still works
 
 
 def test_a_dead_scheduler_is_replaced(store, cluster):

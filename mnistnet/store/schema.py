@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ..dburl import public_url
+
 SCHEMA_VERSION = 5
 EARLIER = "earlier"  # the owner of rows made before owners existed (upgrade 2 -> 3)
 
@@ -176,7 +178,7 @@ def migrate(engine: sa.Engine, url: str) -> None:
                 c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
             version = _version(c)
             if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(f"the store at {url} has schema version {version}, newer than this "
+                raise StoreError(f"the store at {public_url(url)} has schema version {version}, newer than this "
                                  f"mnistnet understands ({SCHEMA_VERSION}); upgrade mnistnet or set "
                                  "MNISTNET_DB_URL to another database")
             if version is None:
