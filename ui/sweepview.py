@@ -22,15 +22,21 @@ FIELDS = {  # form field -> (label, parse one value, default text)
     "shift_pixels": ("Random shifts (px)", int, "0"),
     "seed": ("Seeds", int, "0, 1"),
 }
-__all__ = ["FIELDS", "MAX_RUNS", "parse", "table_rows", "parallel_figure", "time_figure", "best"]
+MAX_VALUES = 8  # values per field: 8 in each of the 8 fields and 2 schedules is 2**25 combinations
+MAX_CHARS = 200  # characters per field, checked before the text is split
+__all__ = ["FIELDS", "MAX_CHARS", "MAX_RUNS", "MAX_VALUES", "parse", "table_rows", "parallel_figure",
+           "time_figure", "best"]
 
 
 def _values(text: str, cast, sep=","):
-    items = [t.strip() for t in str(text).split(sep) if t.strip()]
+    text = str(text)
+    if len(text) > MAX_CHARS:  # before splitting: 10,000 values are never made into a list
+        raise ValueError(f"at most {MAX_CHARS} characters, got {len(text):,}")
+    items = [t.strip() for t in text.split(sep) if t.strip()]
     if not items:
         raise ValueError("give at least one value")
-    if len(items) > 8:
-        raise ValueError(f"at most 8 values, got {len(items)}")
+    if len(items) > MAX_VALUES:
+        raise ValueError(f"at most {MAX_VALUES} values, got {len(items)}")
     return tuple(cast(t) for t in items)
 
 

@@ -1,0 +1,30 @@
+"""Visitor-written text (run names, file names, what was typed in a form) made safe to show:
+as Markdown for Streamlit's text elements, as HTML for Plotly's legends and hover texts.
+
+Imports the standard library only; every ui layer may use it. Streamlit's st.markdown,
+caption, subheader, error, success and widget labels read Markdown (links, images, emphasis,
+:colour[] and $maths$); Plotly reads a subset of HTML (<a href>, <b>, <br>, <span>). Text a
+visitor wrote passes through md() or html() on its way to either, so it shows as written.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import re
+import string
+
+# CommonMark lets a backslash escape any ASCII punctuation character; escaping all of them
+# leaves no syntax at all, Streamlit's own (:red[...], :material/...:, $...$) included.
+_PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+
+
+def md(text: object) -> str:
+    """Any text -> Markdown that shows exactly that text: every ASCII punctuation character
+    escaped, line breaks made spaces (a break would start a new block: a heading, a list)."""
+    return _PUNCTUATION.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+
+
+def html(text: object) -> str:
+    """Any text -> HTML that shows exactly that text (for Plotly's names and hover texts)."""
+    return _html.escape(str(text), quote=True)
