@@ -5,6 +5,7 @@ import streamlit as st
 
 from mnistnet.store import StoreError
 from ui import jobs, resources, runfigures, runs, session, views
+from ui.plain import md
 
 views.page("runs", "Runs")
 st.title("Runs")
@@ -57,9 +58,9 @@ if chosen:
 if len(chosen) == 1:
     run = chosen[0]
     yours = run["owner"] == owner
-    st.subheader(f"Run #{run['id']}" + (f" “{run['name']}”" if run["name"] else "")
+    st.subheader(f"Run #{run['id']}" + (f" “{md(run['name'])}”" if run["name"] else "")
                  + ("" if yours else " (someone else's: read-only)"))
-    said = f" {run['error'][:1].upper()}{run['error'][1:]}." if run["error"] else ""
+    said = f" {md(run['error'][:1].upper() + run['error'][1:])}." if run["error"] else ""
     st.caption(f"Status: {run['status']}.{said}")
     a, b, c = st.columns(3)
     if run["model_id"] is not None:
@@ -89,7 +90,7 @@ if len(chosen) == 1:
                 try:
                     store.delete_run(run["id"], owner)
                 except StoreError as e:
-                    st.error(str(e))
+                    st.error(md(e))
                 else:
                     st.query_params.pop(runs.RUN_PARAM, None)
                     st.session_state["runs.message"] = f"Run #{run['id']} was deleted."

@@ -2,7 +2,9 @@
 session's own SQLite file (MNISTNET_DB_URL, set by conftest.py), small injected data and
 visitors set by the test: whose runs, models and digits are whose."""
 
+import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ from test_app import canvas_image, no_exception, open_page, texts, visitor
 from mnistnet import MLP, TrainConfig, preprocess_drawing
 from mnistnet.runs import train_recorded
 from mnistnet.store import NotAllowed, Store
-from ui import canvas
+from ui import canvas, runfigures
+from ui.plain import html, md
 
 PAGES = ["pages/4_Runs.py", "pages/5_Data.py"]
 
@@ -170,3 +173,53 @@ def test_the_label_box_follows_the_reading_of_each_new_drawing(tiny_mnist, tiny_
     at.run()
     no_exception(at)
     assert next(s for s in at.selectbox if s.label == "Wrong? It is a ...").value == reading(tiny_model, second)
+
+
+# -- visitor-written text is shown as written ------------------------------------------------
+EVIL = "[click](http://evil.example) ![x](http://evil.example/x.png) <b>bold</b> **strong**"
+
+
+def _markdown_bodies(at) -> list[str]:
+    """Every Markdown text the run put on the page (bodies and widget labels)."""
+    out = []
+    for kind in ("markdown", "caption", "info", "error", "success", "subheader", "title", "warning"):
+        out += [str(getattr(el, "value", "")) for el in at.get(kind)]
+    return out + [w.label for w in (*at.button, *at.text_input, *at.selectbox) if w.label]
+
+
+def test_a_run_name_is_shown_as_written_never_as_markdown_or_html(tiny_mnist, tiny_model, store, alice):
+    run = train_recorded(store, MLP((784, 8, 10), seed=9), tiny_mnist, TrainConfig(epochs=1), "app", owner=alice)
+    store.rename_run(run.run_id, alice, EVIL)  # 83 characters: the Rename box takes 80, the store 255
+    at = open_page("pages/4_Runs.py", tiny_mnist, tiny_model, query={"run": str(run.run_id)}, owner=alice)
+    no_exception(at)
+    # Markdown: the name escaped wherever it appears, and never raw
+    assert [s.value for s in at.subheader if s.value.startswith("Run #")] == [f"Run #{run.run_id} “{md(EVIL)}”"]
+    bodies = _markdown_bodies(at)
+    assert not [b for b in bodies if "](http" in b or "<b>" in b or "**strong" in b], bodies
+    # Plotly: every legend entry holds the name as HTML-escaped text
+    names = [t["name"] for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
+    assert len(names) == 2 + 10 and all(html(EVIL) in n for n in names), names
+    assert not [n for n in names if "<" in n or ">" in n]
+    # reading the run's model as one's current model: its source (with the name) stays text
+    at.button(key="runs.use").click().run()
+    home = open_page("app.py", tiny_mnist, tiny_model, owner=alice)
+    source = next(c.value for c in home.caption if c.value.startswith("Where it came from"))
+    assert md(EVIL) in source and "](http" not in source
+
+
+def test_the_run_figures_escape_their_labels():
+    epochs = [{"epoch": 1, "test": {"loss": 0.5, "accuracy": 0.9, "per_digit_errors": list(range(10))}}]
+    figs = [runfigures.overlay_figure([(EVIL, epochs)], "test", "loss", "Test loss", "loss"),
+            runfigures.digit_errors_overlay([(EVIL, epochs)])]
+    names = [t.name for f in figs for t in f.data]
+    assert names[0] == "[click](http://evil.example) ![x](http://evil.example/x.png) &lt;b&gt;bold&lt;/b&gt; **strong**"
+    assert all("&lt;b&gt;bold&lt;/b&gt;" in n and "<" not in n for n in names)
+
+
+def test_plain_text_escapes():
+    assert md(EVIL) == (r"\[click\]\(http\:\/\/evil\.example\) \!\[x\]\(http\:\/\/evil\.example\/x\.png\) "
+                        r"\<b\>bold\<\/b\> \*\*strong\*\*")
+    assert md("a\nb\r\n# c") == "a b \\# c"  # no new block (a heading, a list)
+    assert md(":red[x] $x$ :material/home:") == "\\:red\\[x\\] \\$x\\$ \\:material\\/home\\:"
+    assert re.sub(r"\\(.)", r"\1", md(EVIL)) == EVIL  # a backslash before each: the text itself
+    assert html('<a href="x">&</a>') == "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"

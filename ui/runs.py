@@ -16,12 +16,14 @@ from mnistnet.modelfile import MAX_FILE_BYTES
 from mnistnet.store import StoreError
 from mnistnet.uploads import UploadError, import_model_upload
 from ui import resources, session
+from ui.plain import md
 
 RUN_PARAM = "run"
 
 
 def run_label(row: dict) -> str:
-    """'#12 784-512-256-10, 97.31%' for lists and legends (with the owner's name for it)."""
+    """'#12 784-512-256-10, 97.31%' for lists and legends (with the owner's name for it).
+    Plain text: escape it for where it goes (ui.plain.md for Markdown, html for Plotly)."""
     acc = f", {100 * row['test_accuracy']:.2f}%" if row.get("test_accuracy") is not None else ""
     name = f" “{row['name']}”" if row.get("name") else ""
     return f"#{row['id']}{name} {'-'.join(map(str, row['layer_sizes']))}{acc}"
@@ -79,13 +81,13 @@ def model_upload(key: str) -> None:
     if upload is None or st.session_state.get(f"{key}.done") == upload.file_id:
         return
     if upload.size > MAX_FILE_BYTES:
-        st.error(f"{upload.name} is {upload.size / 1e6:.0f} MB; a model file is at most {MAX_MODEL_MB} MB.")
+        st.error(f"{md(upload.name)} is {upload.size / 1e6:.0f} MB; a model file is at most {MAX_MODEL_MB} MB.")
         return
     try:
         got = import_model_upload(resources.store(), upload.getvalue(), upload.name, session.owner(),
                                   session.data().test)
     except UploadError as e:
-        st.error(str(e))
+        st.error(md(e))  # it names the file
         return
     st.session_state[f"{key}.done"] = upload.file_id
     acc = got.measured_test["accuracy"] if got.measured_test else None
@@ -94,7 +96,7 @@ def model_upload(key: str) -> None:
              if got.claimed_test_accuracy is not None and acc is not None
              and abs(got.claimed_test_accuracy - acc) > 5e-5 else "")
     st.session_state[f"{key}.message"] = (
-        f"{upload.name} is now your current model (run #{got.run_id})"
+        f"{md(upload.name)} is now your current model (run #{got.run_id})"
         + (f": {100 * acc:.2f}% on the MNIST test set, measured here{claim}." if acc is not None else "."))
     st.rerun()
 
