@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -88,15 +87,21 @@ def plan(spec: SweepSpec, n_train: int = 50_000) -> list[tuple[tuple[int, ...], 
 
 
 def sample_indices(count: int, k: int, seed: int) -> list[int]:
-    """k distinct indices in [0, count), sorted, drawn with the sweep's own seed; memory O(k)
-    whatever count is. Below 2**63, numpy's choice (Floyd's algorithm for a small k: the same
-    picks as when the grid was a list); above it, random.Random's sample, which takes a range
-    of any size."""
+    """k distinct indices in [0, count), sorted, drawn with the sweep's own Generator; memory
+    O(k) whatever count is. Below 2**63, numpy's choice (Floyd's algorithm for a small k: the
+    same picks as when the grid was a list); above it, random integers of count's bit length,
+    redrawn when out of range or already drawn."""
     assert 0 <= k <= count, (k, count)
+    rng = np.random.default_rng(seed)
     if count < 2**63:
-        picks = np.random.default_rng(seed).choice(count, size=k, replace=False)
-        return sorted(int(i) for i in picks)
-    return sorted(random.Random(seed).sample(range(count), k))
+        return sorted(int(i) for i in rng.choice(count, size=k, replace=False))
+    bits = (count - 1).bit_length()
+    picks: set[int] = set()
+    while len(picks) < k:
+        i = int.from_bytes(rng.bytes((bits + 7) // 8), "little") >> (-bits % 8)  # bits random bits
+        if i < count:
+            picks.add(i)
+    return sorted(picks)
 
 
 def combination(axes: list[tuple], index: int) -> tuple:
