@@ -137,7 +137,9 @@ def execute_run(store: Store, run_id: int, model: MLP, data: MNIST, config: Trai
             store.end_run(run_id, "failed", None, worker=worker,
                           error="training stopped on an unexpected error (the server log has the details)")
             raise
-        model_id = store.end_run(run_id, hist.status, model, worker=worker)
+        # A run stopped before its first epoch ended has no model worth keeping.
+        keep = model if hist.epochs else None
+        model_id = store.end_run(run_id, hist.status, keep, worker=worker)
     return RecordedRun(run_id, model_id, hist)
 
 

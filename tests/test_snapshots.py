@@ -325,19 +325,20 @@ def test_a_long_run_is_thinned_and_a_stopped_one_ends_with_its_last(store, tiny_
     assert got == [e for e in thin([0.0, early, *map(float, range(1, 41))], 24) if e < 14] + [14.0]
 
 
-def test_schema_3_is_upgraded_to_4(db_url):
+def test_schema_3_is_upgraded_to_5(db_url):
     store = Store(db_url)
     mid = store.add_uploaded_model(MLP(SIZES), "old.npz", "alice")[1]
     store.engine.dispose()
     engine = sa.create_engine(db_url)
-    with engine.begin() as c:  # the store as schema 3 left it: no snapshots table
+    with engine.begin() as c:  # the store as schema 3 left it: no snapshots table, no heartbeats
         c.execute(sa.text("DROP TABLE snapshots"))
+        c.execute(sa.text("ALTER TABLE runs DROP COLUMN heartbeat_at"))
         c.execute(sa.text("UPDATE meta SET value='3' WHERE key='schema_version'"))
     with engine.connect() as c:
         assert not sa.inspect(c).has_table("snapshots")
     engine.dispose()
     store = Store(db_url)
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     assert store.model_snapshots(mid) == []  # a model from before has none
     blob = model_bytes(MLP(SIZES), [take(MLP(SIZES), 0.0)])
     up = import_model_upload(store, blob, "new.npz", "alice")

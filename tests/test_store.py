@@ -4,13 +4,8 @@ uploads."""
 
 import io
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 import zipfile
 
 import numpy as np
@@ -106,46 +101,6 @@ def test_two_training_threads_at_once(store, mnist):
     rows = {r["id"]: r for r in store.list_runs()}
     for r in results.values():
         assert rows[r.run_id]["status"] == "finished" and len(store.run_epochs(r.run_id)) == 3
-
-
-def test_kill_9_mid_epoch(db_url, mnist):
-    url = db_url
-    Store(url).import_mnist(mnist)  # as `mnistnet fetch` would have; the CLI run starts training at once
-    env = {**os.environ, "MNISTNET_DB_URL": url}
-    before = max([r["id"] for r in Store(url).list_runs()], default=0)
-    # Polled by hand, beside the store: plain SQL on an engine of our own.
-    engine = sa.create_engine(url)
-    proc = subprocess.Popen([sys.executable, "-m", "mnistnet", "train", "--hidden", "64", "--epochs", "50",
-                             "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 240
-        run_id, done, inside = None, 0, False
-        while time.time() < deadline and not (done >= 2 and inside):  # two finished epochs, the next under way
-            time.sleep(0.2)
-            assert proc.poll() is None, proc.stderr.read()
-            with engine.connect() as c:
-                row = c.execute(sa.text("SELECT id FROM runs WHERE id > :b AND origin='cli'"), {"b": before}).first()
-                if row:
-                    run_id = row[0]
-                    done = c.execute(sa.text("SELECT count(*) FROM epochs WHERE run_id=:r"), {"r": run_id}).scalar()
-                    p = json.loads(c.execute(sa.text("SELECT progress FROM runs WHERE id=:r"), {"r": run_id}).scalar()
-                                   or "null")
-                    inside = bool(p) and p["epoch"] > done and 0 < p["batch"] < p["batches"]
-        assert done >= 2 and inside
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    with engine.connect() as c:
-        if engine.dialect.name == "sqlite":  # PostgreSQL has no such pragma; its server outlives the client
-            assert c.execute(sa.text("PRAGMA integrity_check")).scalar() == "ok"
-        assert c.execute(sa.text("SELECT status FROM runs WHERE id=:r"), {"r": run_id}).scalar() == "running"
-    engine.dispose()
-    store = Store(url)  # the next start notices
-    row = next(r for r in store.list_runs() if r["id"] == run_id)
-    assert row["status"] == "interrupted" and row["epochs"] >= 2
-    assert [e["epoch"] for e in store.run_epochs(run_id)] == list(range(1, row["epochs"] + 1))
 
 
 V1_SCHEMA = """
