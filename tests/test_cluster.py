@@ -6,7 +6,6 @@ stop while running, a worker that ignores Stop, a worker killed mid-run, a serve
 import os
 import signal
 import socket
-import statistics
 import time
 
 import pytest
@@ -103,10 +102,9 @@ def test_stop_while_running_keeps_the_last_model(store, cluster):
     row = wait(store, cluster, run_id, ("running",))
     while not store.run_epochs(run_id):
         time.sleep(0.1)
-    asked = time.monotonic()
     store.request_stop(run_id, "alice")
     row = wait(store, cluster, run_id, ("stopped",))
-    assert time.monotonic() - asked < 2.0
+    assert row["error"] is None  # it stopped by itself: no worker was killed
     assert row["model_id"] is not None and row["epochs"] >= 2  # finished epochs + the partial one
     assert store.run_epochs(run_id)[-1]["partial"]
 
@@ -119,8 +117,7 @@ def test_a_worker_that_ignores_stop_is_restarted_and_the_run_stopped(store, clus
     asked = time.monotonic()
     store.request_stop(run_id, "alice")
     row = wait(store, cluster, run_id, ("stopped",))
-    took = time.monotonic() - asked
-    assert STOP_GRACE_S <= took < STOP_GRACE_S + 3
+    assert time.monotonic() - asked >= STOP_GRACE_S  # never before the grace (how long after: bench/stop.py)
     assert "did not stop within" in row["error"]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # that worker is gone...
@@ -167,18 +164,15 @@ def test_runs_of_a_server_that_died_are_interrupted(store, cluster):
                             "so there is no model")
 
 
-def test_stop_to_stopped_is_quick(store, cluster):
-    """Stop -> stopped, ten times, on a run that reads its flag (the median is reported by
-    bench/stop.py; here only a generous bound)."""
-    times = []
+def test_stop_ends_runs_by_themselves(store, cluster):
+    """Stop -> stopped, three times, on a run that reads its flag: with no watchdog running,
+    the run ends by itself (how quickly: bench/stop.py)."""
     for _ in range(3):
         run_id = submit(store, cluster, LONG)
         wait(store, cluster, run_id, ("running",), reconcile=False)
-        t = time.monotonic()
-        store.request_stop(run_id, "alice")
-        wait(store, cluster, run_id, ("stopped",), reconcile=False)
-        times.append(time.monotonic() - t)
-    assert statistics.median(times) < 1.5, times
+        assert store.request_stop(run_id, "alice") == "stopping"
+        row = wait(store, cluster, run_id, ("stopped",), reconcile=False)
+        assert row["error"] is None
 
 
 def test_the_scheduler_refuses_a_client_without_its_certificate(cluster):
