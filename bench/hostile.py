@@ -11,7 +11,8 @@ pixel buffers, which tracemalloc does not see, count too. On Linux the peak is r
 current RSS first (/proc/self/clear_refs) and read as VmHWM: ru_maxrss never goes below the
 peak of the process that spawned the child (this bench, holding every file) nor below the
 imports' own peak, so it would hide anything smaller. Elsewhere, ru_maxrss it is.
-Columns: "check" the first function, "import" the second (which also stores what it accepts).
+Columns: "check" the first function, "import" the second (which also stores what it accepts),
+"s" the slower of the two in seconds.
 A hostile file is mishandled if it is accepted, raises anything but ValueError, gives a message
 naming an exception class or costs over 200 MB; a legitimate one if it is refused or over 200 MB.
 """
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 import json
 import re
-import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,34 +50,18 @@ def child(kind: str, path: str, db: str) -> None:
                      lambda: import_uploads(store, [("up.zip", data, None)], "bench")],
              "image": [lambda: image_to_digit(data, "up.png"),
                        lambda: import_uploads(store, [("up.png", data, 3)], "bench")]}[kind]
-    outcome, message, peaks = "accepted", "", []
+    outcome, message, peaks, seconds = "accepted", "", [], []
     for call in calls:
-        idle = _reset_peak_rss()
+        idle, t = H.reset_peak_rss(), time.perf_counter()
         try:
             call()
         except ValueError as e:
             outcome, message = "refused", str(e)
         except Exception as e:  # noqa: BLE001  (what the bench is looking for)
             outcome, message = "crashed", f"{type(e).__name__}: {e}"
-        peaks.append((_peak_rss_kb() - idle) / 1024)
-    print(json.dumps({"outcome": outcome, "message": message, "peaks_mb": peaks}))
-
-
-def _reset_peak_rss() -> int:
-    """Set the peak RSS to the current one where Linux allows it -> the peak now (KB)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-    return _peak_rss_kb()
-
-
-def _peak_rss_kb() -> int:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(re.search(r"VmHWM:\s*(\d+) kB", status).group(1))
+        seconds.append(time.perf_counter() - t)
+        peaks.append((H.peak_rss_kb() - idle) / 1024)
+    print(json.dumps({"outcome": outcome, "message": message, "peaks_mb": peaks, "seconds": seconds}))
 
 
 def measure(kind: str, data: bytes, folder: Path, i: int) -> dict:
@@ -85,7 +70,8 @@ def measure(kind: str, data: bytes, folder: Path, i: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", kind, str(path), str(db)],
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        return {"outcome": "crashed", "message": out.stderr.strip().splitlines()[-1], "peaks_mb": [float("nan")]}
+        return {"outcome": "crashed", "message": out.stderr.strip().splitlines()[-1], "peaks_mb": [float("nan")],
+                "seconds": [float("nan")]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -103,12 +89,13 @@ def main() -> None:
             if r["outcome"] == "crashed":
                 result += f" ({r['message']})"
             rows.append((name if hostile else f"{name} (legitimate)", f"{len(data):,}",
-                         *(f"{p:.1f}" for p in (r["peaks_mb"] * 2)[:2]), result,
+                         *(f"{p:.1f}" for p in (r["peaks_mb"] * 2)[:2]), f"{max(r['seconds']):.2f}", result,
                          ("MISHANDLED" if hostile else f"NOT WITHIN {LIMIT_MB} MB OR REFUSED") if bad else ""))
     w = [max(len(row[i]) for row in rows) for i in range(2)]
-    print(f"{'file':<{w[0]}}  {'bytes':>{w[1]}}  {'check':>6}  {'import':>6}  result (peak MB over idle)")
-    for name, size, check, imp, result, flag in rows:
-        print(f"{name:<{w[0]}}  {size:>{w[1]}}  {check:>6}  {imp:>6}  {result[:100]}  {flag}".rstrip())
+    print(f"{'file':<{w[0]}}  {'bytes':>{w[1]}}  {'check':>6}  {'import':>6}  {'s':>5}  "
+          "result (peak MB over idle; s: the slower call's seconds)")
+    for name, size, check, imp, secs, result, flag in rows:
+        print(f"{name:<{w[0]}}  {size:>{w[1]}}  {check:>6}  {imp:>6}  {secs:>5}  {result[:100]}  {flag}".rstrip())
     print(f"{len(H.HOSTILE)} hostile inputs, {mishandled} mishandled")
 
 

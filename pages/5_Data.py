@@ -3,8 +3,9 @@
 import streamlit as st
 
 from mnistnet.store import SOURCES
-from mnistnet.uploads import MAX_FILE, UploadError, import_uploads, preview_digit
-from ui import resources, session, views
+from mnistnet.uploads import MAX_FILE, MAX_PIXELS, UploadError, add_prepared
+from ui import resources, session, uploadview, views
+from ui.plain import md
 
 views.page("data", "Data")
 st.title("Data")
@@ -39,38 +40,31 @@ else:
 
 st.subheader("Upload your own digits")
 st.caption("PNG or JPEG images, several at once, each with its digit; or a .zip with one folder per digit "
-           f"(0/, 1/, ...). Up to {MAX_FILE // 2**20} MB a file. Each image is prepared like a drawing: cropped, "
+           f"(0/, 1/, ...). Up to {MAX_FILE // 2**20} MB a file and {MAX_PIXELS // 10**6} megapixels of images "
+           "in all. Each image is prepared like a drawing: cropped, "
            "scaled to 20 px and centred; what you see below is what will be stored.")
 files = st.file_uploader("Images or a .zip", type=["png", "jpg", "jpeg", "zip"], accept_multiple_files=True,
                          key=f"data.files.{st.session_state.get('data.files.n', 0)}",  # a new one after storing
                          max_upload_size=MAX_FILE // 2**20)
 if files:
-    labels, bad = {}, []
-    images = [f for f in files if not f.name.lower().endswith(".zip")]
-    if images:
-        cols = st.columns(min(len(images), 6))
-        for i, f in enumerate(images):
-            with cols[i % len(cols)]:
-                try:
-                    prepared = preview_digit(f.getvalue(), f.name)
-                except UploadError as e:
-                    bad.append(str(e))
-                    st.caption(f"{f.name}: not usable")
-                    continue
-                st.image(views.digit_image(prepared, 3), width=84)
-                labels[f.file_id] = st.selectbox("Digit", list(range(10)), index=None, key=f"data.label.{f.file_id}",
-                                                 placeholder="which digit?")
+    result = uploadview.prepared(files)  # decoded on the first run that sees these files, then kept
+    if isinstance(result, str):  # too many pixels: nothing was decoded
+        st.error(md(result))
+        st.stop()
+    labels = uploadview.previews(files, result)
+    bad = [p.error for p in result if p.error is not None]
     for msg in bad:
-        st.error(msg)
+        st.error(md(msg))
     if st.button("Add to the store", type="primary", icon=":material/upload:", key="data.add", disabled=bool(bad)):
         try:
-            ids = import_uploads(store, [(f.name, f.getvalue(), labels.get(f.file_id)) for f in files], owner)
+            ids = add_prepared(store, result, [labels.get(f.file_id) for f in files], owner)
         except UploadError as e:
-            st.error(f"Nothing was stored: {e}")
+            st.error(f"Nothing was stored: {md(e)}")
         else:
             st.session_state["data.stored"] = (f"Stored {len(ids)} digit(s). They take part in \"Fine-tune on "
                                                "my digits\" on the Draw page.")
             st.session_state["data.files.n"] = st.session_state.get("data.files.n", 0) + 1
+            uploadview.forget()
             st.rerun()  # the counts above include them
     if bad:
         st.caption("Remove the files marked above (the × next to each) to add the others.")

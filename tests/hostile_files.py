@@ -3,6 +3,7 @@
 HOSTILE lists (name, kind, make): kind "model" goes to load_model / import_model_upload, "zip"
 to digits_from_zip, "image" to image_to_digit; make() -> bytes. Every one must be refused.
 fuzz_models and fuzz_zips yield seeded malformed variants of good files (some may still load).
+reset_peak_rss and peak_rss_kb measure a process's peak memory, Pillow's buffers included.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import functools
 import io
 import json
+import re
+import resource
 import struct
 import warnings
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -23,6 +27,27 @@ from mnistnet.metrics import summarize
 from mnistnet.modelfile import model_bytes
 
 LOCAL, CENTRAL = b"PK\x03\x04", b"PK\x01\x02"
+
+
+# -- memory ----------------------------------------------------------------------------------
+def reset_peak_rss() -> int:
+    """Set this process's peak RSS to its current RSS where Linux allows it (/proc/self/clear_refs)
+    -> the peak now (KB). ru_maxrss never goes below the peak of the parent that spawned the
+    process, nor below its imports' own peak, so without the reset it would hide anything smaller."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return peak_rss_kb()
+
+
+def peak_rss_kb() -> int:
+    """This process's peak RSS (KB): VmHWM on Linux, ru_maxrss elsewhere."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(re.search(r"VmHWM:\s*(\d+) kB", status).group(1))
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -319,6 +344,23 @@ def _big_white_png() -> bytes:
     return png(a)
 
 
+@functools.cache
+def flat_png(side: int = 4000, grey: int = 200) -> bytes:
+    """side x side px of one grey, compressed hard: 21 KB that decode to 16 MB at 4000 px."""
+    buf = io.BytesIO()
+    Image.new("L", (side, side), grey).save(buf, "PNG", compress_level=9)
+    return buf.getvalue()
+
+
+def flat_png_zip(limit: int = 20 * 2**20, entries: int = 2000) -> bytes:
+    """As many flat 4000x4000 PNGs as fit in a `limit`-byte upload (the Data page's 20 MB) and in
+    `entries` (the zip limit), stored, in folders 0-9: 987 of them, 15.8 gigapixels, every
+    other check passed (no ratio, 20 MB unpacked)."""
+    one = flat_png()
+    n = min(entries, limit // (len(one) + 120))  # 120: a stored entry's two headers and its name, twice
+    return zip_of([(f"{i % 10}/flat{i}.png", one) for i in range(n)], zipfile.ZIP_STORED)
+
+
 HOSTILE_ZIPS = [
     ("folder named 12", lambda: zip_of({"12/a.png": digit_png(1)})),
     ("bad CRC member", lambda: flip_in_member(zip_of({"3/a.png": digit_png(3)}, zipfile.ZIP_STORED), "3/a.png")),
@@ -333,6 +375,7 @@ HOSTILE_ZIPS = [
     ("truncated zip", lambda: zip_of({"3/a.png": digit_png(3)})[:-30]),
     ("image declares 4001 px", lambda: zip_of({"3/a.png": png(np.zeros((10, 4001), np.uint8))})),
     ("PNG that is text", lambda: zip_of({"3/a.png": b"not a png"})),
+    ("987 flat 4000 px PNGs in 20 MB", flat_png_zip),
 ]
 
 HOSTILE_IMAGES = [

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,6 +22,9 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from mnistnet import MLP, TrainConfig, load_mnist
+from mnistnet.data import MNIST, Split
+from mnistnet.runs import train_recorded
 from mnistnet.store import ACTIVE, Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -394,6 +398,34 @@ def test_no_page_shows_an_exception(page, app_url, path, name, text):
     settled(page)  # late elements (charts) have drawn, or shown their errors
     assert_no_exception(page)
     shot(page, f"page-{name}")
+
+
+# -- visitor-written text ----------------------------------------------------------------
+
+EVIL = "[click](http://evil.example) ![x](http://evil.example/x.png) <b>bold</b> **strong**"
+
+
+def test_a_run_name_is_shown_as_written(page, app_url):
+    """A run whose name holds a Markdown link and image, HTML and emphasis: the Runs page (a
+    link to it, read-only) shows those characters, and its DOM has no such link, image or bold."""
+    d = load_mnist()
+    small = MNIST(*(Split(s.images[:2000], s.labels[:2000]) for s in (d.train, d.val, d.test)))
+    owner, store = f"v-test{secrets.token_hex(12)}", Store()
+    run = train_recorded(store, MLP((784, 8, 10), seed=4), small, TrainConfig(epochs=1), "app", owner=owner)
+    store.rename_run(run.run_id, owner, EVIL)
+    page.goto(f"{app_url}/Runs?run={run.run_id}")
+    heading = page.get_by_role("heading", level=3).filter(has_text=f"Run #{run.run_id} “")
+    expect(heading).to_be_visible(timeout=STEP_MS)
+    # the characters as written (the word joiners ui.plain.md puts after a colon are invisible)
+    assert f"Run #{run.run_id} “{EVIL}”" in heading.inner_text().replace("\u2060", "")
+    expect(page.locator(".legendtext").filter(has_text="<b>bold</b>")).not_to_have_count(0)  # the characters
+    settled(page)
+    expect(page.locator('a[href*="evil.example"]')).to_have_count(0)
+    expect(page.locator('img[src*="evil.example"], image[href*="evil.example"]')).to_have_count(0)
+    expect(page.locator("b, strong, tspan[style*='bold']").filter(has_text=re.compile("^(bold|strong)$"))
+           ).to_have_count(0)
+    assert_no_exception(page)
+    shot(page, "runs-name-as-written")
 
 
 # -- the store: drawings kept, fine-tuning, Runs and Data pages ----------------------------

@@ -6,6 +6,7 @@ processes). Memory here is tracemalloc's peak, which sees numpy's and Python's a
 
 import re
 import sqlite3
+import time
 import tracemalloc
 from contextlib import contextmanager
 
@@ -13,6 +14,7 @@ import hostile_files as H
 import numpy as np
 import pytest
 
+from bench.hostile import measure
 from mnistnet import MLP, History, load_model
 from mnistnet.data import Split
 from mnistnet.modelfile import model_bytes
@@ -21,12 +23,16 @@ from mnistnet.snapshots import take
 from mnistnet.store import Store
 from mnistnet.uploads import (
     MAX_ENTRIES,
+    MAX_FILE,
+    MAX_PIXELS,
     ModelUpload,
+    TooManyPixels,
     UploadError,
     digits_from_zip,
     image_to_digit,
     import_model_upload,
     import_uploads,
+    prepare_uploads,
     preview_digit,
 )
 
@@ -236,6 +242,53 @@ def test_good_uploads_stored_for_their_owner(store):
     x = rng.integers(0, 256, (5, 784), dtype=np.uint8)
     assert np.array_equal(s.load_model(up.model_id).predict_proba(x), H.tiny_model().predict_proba(x))
     assert import_model_upload(s, model_bytes(MLP((784, 8, 10))), "m.npz", "bob").measured_test is None
+
+
+# -- an upload's pixels: sized from the headers, refused whole ------------------------------------
+FLAT_REFUSED = ("flat.zip: the upload's images come to 80.0 megapixels with '4/flat4.png', over the limit of "
+                "64 megapixels for one upload; upload fewer or smaller images")
+
+
+def test_a_zip_of_flat_4000_px_pngs_is_refused_from_its_headers(store):
+    s, path = store
+    data = H.flat_png_zip()  # 987 PNGs of 16 megapixels in 20 MB: 55 s of decoding before the limit
+    assert len(data) <= MAX_FILE and MAX_PIXELS == 64_000_000
+    before = counts(path)
+    t = time.perf_counter()
+    with peak_memory() as peak:
+        assert refused(import_uploads, s, [("flat.zip", data, None)], "alice") == FLAT_REFUSED
+    seconds = time.perf_counter() - t
+    assert seconds < 2 and peak[0] < 100 * MB, (seconds, peak[0])  # measured: 0.08 s, 0.6 MB (traced)
+    assert counts(path) == before
+    with pytest.raises(TooManyPixels):  # the whole upload, not one file of it
+        prepare_uploads([("a.png", H.digit_png(3)), ("flat.zip", data)])
+
+
+def test_the_flat_zip_in_a_fresh_process_by_peak_rss(tmp_path):
+    """bench/hostile.py's measurement (a fresh process, peak RSS: Pillow's buffers count)."""
+    r = measure("zip", H.flat_png_zip(), tmp_path, 0)
+    assert r["outcome"] == "refused" and r["message"] == FLAT_REFUSED.replace("flat.zip", "up.zip")
+    assert max(r["peaks_mb"]) < 100 and max(r["seconds"]) < 2, r  # measured: 1.0 MB, 0.03 s
+
+
+def test_several_files_share_one_budget(store):
+    s, path = store
+    big = H._big_white_png()  # 4000 x 4000: 16 megapixels
+    files = [(f"{c}.png", big, 1) for c in "abcde"]
+    before = counts(path)
+    message = refused(import_uploads, s, files, "alice")
+    assert message == ("e.png: the upload's images come to 80.0 megapixels with this image, over the limit of "
+                       "64 megapixels for one upload; upload fewer or smaller images")
+    assert counts(path) == before
+    assert len(import_uploads(s, files[:4], "alice")) == 4  # 64.0 megapixels: within
+    # prepared once, as image_to_digit and digits_from_zip prepare them; a bad file keeps its sentence
+    zipped = H.zip_of({"3/a.png": H.digit_png(3), "5/b.png": H.digit_png(5)})
+    got = prepare_uploads([("a.png", H.digit_png(7)), ("bad.png", b"junk"), ("set.zip", zipped)])
+    assert np.array_equal(got[0].images[0], image_to_digit(H.digit_png(7), "a.png")) and got[0].labels is None
+    assert got[1].error == "bad.png: not a readable PNG or JPEG image" and len(got[1].images) == 0
+    images, labels = digits_from_zip(zipped, "set.zip")
+    assert np.array_equal(got[2].images, images) and got[2].labels.tolist() == labels.tolist() == [3, 5]
+    assert [g.pixels for g in got] == [64 * 64, 0, 2 * 64 * 64]
 
 
 # -- every hostile file, and the fuzz --------------------------------------------------------------

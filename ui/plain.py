@@ -17,12 +17,21 @@ import string
 # leaves no syntax at all, Streamlit's own (:red[...], :material/...:, $...$) included.
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+# Escapes do not reach what Streamlit does to the text once parsed: GFM's autolinks (http://...,
+# www...., a@b.c) and emoji (:smile:) are found in the parsed text. An invisible word joiner
+# (U+2060) after every colon, before every @ and after "www" breaks each pattern; the browser
+# shows the text unchanged (seen in a test_browser screenshot: without it, http://evil.example
+# in a run's name was a link).
+_JOINER = "\u2060"
+_PATTERNS = re.compile(r"(?<=:)|(?=@)|(?<=www)(?=\.)", re.IGNORECASE)
 
 
 def md(text: object) -> str:
     """Any text -> Markdown that shows exactly that text: every ASCII punctuation character
-    escaped, line breaks made spaces (a break would start a new block: a heading, a list)."""
-    return _PUNCTUATION.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+    escaped, autolinks and emoji broken by a word joiner, line breaks made spaces (a break
+    would start a new block: a heading, a list)."""
+    text = _PATTERNS.sub(_JOINER, _LINE_BREAKS.sub(" ", str(text)))
+    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def html(text: object) -> str:
