@@ -1,16 +1,18 @@
-"""Stop -> stopped on the embedded training cluster: a run that reads its stop flag (median and
-worst of N), and a worker that ignores it (restarted after mnistnet.cluster.STOP_GRACE_S).
+"""Stop -> stopped on the embedded training cluster: a preset's run stopped at a random moment
+of its first epochs (median and worst of N, and how many workers were killed), and a worker that
+ignores Stop (restarted after mnistnet.cluster.STOP_GRACE_S).
 
-    .venv/bin/python bench/stop.py [--rounds 10] [--stubborn 3]
+    .venv/bin/python bench/stop.py [--preset seed|best] [--rounds 10] [--stubborn 3]
 
-Times are measured from the store's flag being set to the run's row saying "stopped", with the
-app's watchdog (Cluster.reconcile, once a second) running, as in the app.
+Times are measured from Stop (the run's status set to stopping) to the run's row saying
+"stopped", with the app's watchdog (Cluster.reconcile, once a second) running, as in the app.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -26,11 +28,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), os.environ.get(
 from cluster_tasks import stubborn  # noqa: E402
 from distributed import fire_and_forget  # noqa: E402
 
-from mnistnet import TrainConfig, load_mnist  # noqa: E402
+from mnistnet import load_mnist, preset  # noqa: E402
 from mnistnet.cluster import Cluster, task_key  # noqa: E402
 from mnistnet.store import Store  # noqa: E402
-
-LONG = TrainConfig(epochs=50, train_size=20000, learning_rate=0.1).to_dict()
 
 
 def until(store, run_id, statuses, timeout=120.0):
@@ -43,9 +43,14 @@ def until(store, run_id, statuses, timeout=120.0):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="seed")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--stubborn", type=int, default=3)
+    ap.add_argument("--within", type=float, default=8.0, help="stop this many seconds into the run at most")
     args = ap.parse_args()
+    hidden, config = preset(args.preset)
+    sizes, config = (784, *hidden, 10), config.to_dict()
+    rng = random.Random(0)
     store = Store(f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")
     store.import_mnist(load_mnist())
     cluster = Cluster(store, n_workers=2)
@@ -55,21 +60,27 @@ def main() -> None:
                                 daemon=True)
     watchdog.start()
 
+    killed = []
+
     def stop_time(submit) -> float:
-        run_id = store.submit_run("bench", (784, 512, 256, 10), LONG, "app", scheduler=cluster.address)
+        run_id = store.submit_run("bench", sizes, config, "app", scheduler=cluster.address)
         submit(run_id)
         until(store, run_id, ("running",))
-        time.sleep(0.5)  # mid-batch, mid-epoch
+        time.sleep(rng.uniform(0.2, args.within))  # anywhere in the first epochs, evaluations included
         t = time.monotonic()
-        store.request_stop(run_id, "bench")
+        if store.request_stop(run_id, "bench") != "stopping":
+            return stop_time(submit)  # it had ended already: another run, another moment
         until(store, run_id, ("stopped",))
-        return time.monotonic() - t
+        took = time.monotonic() - t
+        killed.append("did not stop within" in (store.run(run_id)["error"] or ""))
+        return took
 
     coop = [stop_time(cluster.submit) for _ in range(args.rounds)]
+    coop_killed, killed[:] = sum(killed), []
     hard = [stop_time(lambda rid: fire_and_forget(cluster.client.submit(
         stubborn, store.url, rid, key=task_key(rid), pure=False))) for _ in range(args.stubborn)]
-    print(f"run that reads its flag, {len(coop)} stops: median {statistics.median(coop):.3f} s, "
-          f"worst {max(coop):.3f} s  ({', '.join(f'{t:.2f}' for t in coop)})")
+    print(f"preset {args.preset}, {len(coop)} stops: median {statistics.median(coop):.3f} s, "
+          f"worst {max(coop):.3f} s, workers killed {coop_killed}  ({', '.join(f'{t:.2f}' for t in coop)})")
     if hard:
         print(f"worker that ignores it,  {len(hard)} stops: median {statistics.median(hard):.3f} s, "
               f"worst {max(hard):.3f} s  ({', '.join(f'{t:.2f}' for t in hard)})")

@@ -264,8 +264,13 @@ class Cluster:
         self.embedded = Embedded(self.embedded.n_workers, self.store.url)
         self.address = self.embedded.start()
         self.client = self._client()
-        queued = [r["id"] for r in self.store.list_runs(statuses=("queued",)) if r["scheduler"] == old]
-        self.store.lose_queued(queued, "the training cluster restarted before it started; start it again")
+        for r in self.store.list_runs(statuses=ACTIVE):
+            if r["scheduler"] != old:
+                continue
+            if r["status"] == "queued":
+                self.store.lose_queued([r["id"]], "the training cluster restarted before it started; start it again")
+            else:  # its worker ended with the old scheduler's cluster
+                self.store.interrupt_lost_worker(r["id"], r["worker"])
 
     def close(self) -> None:
         self.client.close()

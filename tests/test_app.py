@@ -7,6 +7,7 @@ training (the browser tests and tests/test_cluster.py train for real), so the fi
 """
 
 import secrets
+import time
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,13 @@ def test_augmentation_options_reach_the_runs_config(tiny_mnist, monkeypatch):
             box = at.number_input(key=f"train.w.{field}")
             assert box.value == value and box.disabled
     finally:
-        Store().mark_ended([r["id"] for r in runs], "stopped", lambda n: "ended by the test")
-    assert jobs.my_active(owner) == []
+        store = Store()
+        for r in runs:  # the visitor's Stop: cancelled while queued, else stopping until its worker ends it
+            store.request_stop(r["id"], owner)
+        deadline = time.monotonic() + 60
+        while jobs.my_active(owner):
+            assert time.monotonic() < deadline, "the test's run did not stop"
+            time.sleep(0.1)
 
 
 # -- Analyze ------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_only_the_owner_deletes_and_never_a_running_run(tiny_mnist, tiny_model, 
         store.delete_run(run_id, alice)
     with pytest.raises(NotAllowed, match="not yours"):
         store.request_stop(run_id, visitor())
-    assert store.request_stop(run_id, alice) == "stopped"  # it was only queued
+    assert store.request_stop(run_id, alice) == "cancelled"  # it was only queued
     store.delete_run(run_id, alice)
     assert store.run(run_id) is None
 

@@ -66,6 +66,14 @@ def interrupted_message(who: str, finished_epochs: int) -> str:
     return f"the {who} stopped during epoch {finished_epochs + 1}{kept}"
 
 
+def db_now(engine: sa.Engine):
+    """The database's clock in Unix seconds, as an SQL expression: heartbeats and Stop's grace
+    are written and compared on one clock, whatever the hosts' clocks say."""
+    if engine.dialect.name == "postgresql":
+        return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Float)
+    return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float)
+
+
 def _finished_epochs(c, run_id: int) -> int:
     return int(c.execute(sa.select(sa.func.count()).select_from(epochs).where(epochs.c.run_id == run_id)).scalar())
 
@@ -88,17 +96,17 @@ class Lifecycle:
     # -- the runner's transitions ----------------------------------------------------------
     def claim_run(self, run_id: int, worker: str, host: str | None = None, pid: int | None = None) -> bool:
         """queued -> running on `worker`; False if it is no longer queued (cancelled meanwhile)."""
-        now = time.time()
         with self._write() as c:
             done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "queued").values(
-                status="running", running_at=now, heartbeat_at=now, worker=worker, host=host, pid=pid))
+                status="running", running_at=time.time(), heartbeat_at=db_now(self.engine), worker=worker,
+                host=host, pid=pid))
             return done.rowcount == 1
 
     def heartbeat(self, run_id: int, worker: str) -> bool:
         """The runner `worker` is alive; False once the run is no longer its to train."""
         with self._write() as c:
             done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.worker == worker,
-                                                 runs.c.status.in_(TRAINING)).values(heartbeat_at=time.time()))
+                                                 runs.c.status.in_(TRAINING)).values(heartbeat_at=db_now(self.engine)))
             return done.rowcount == 1
 
     def should_stop(self, run_id: int) -> bool:
@@ -126,10 +134,9 @@ class Lifecycle:
             return c.execute(sa.select(models.c.id).where(models.c.run_id == run_id)).scalar()
 
     def fail_unstarted(self, run_id: int, error: str) -> bool:
-        """queued -> failed (the cluster did not take it); running -> failed by its runner when
-        it could not begin. -> whether it changed."""
+        """queued -> failed (the cluster did not take it) -> whether it changed."""
         with self._write() as c:
-            done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_(("queued", "running")))
+            done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status == "queued")
                              .values(status="failed", ended_at=time.time(), error=error))
             return done.rowcount == 1
 
@@ -147,7 +154,7 @@ class Lifecycle:
                 return "cancelled"
             done = c.execute(runs.update().where(runs.c.id == run_id, runs.c.owner == owner,
                                                  runs.c.status == "running").values(
-                status="stopping", stop_requested_at=now))
+                status="stopping", stop_requested_at=db_now(self.engine)))
             if done.rowcount == 1:
                 return "stopping"
             row = c.execute(sa.select(runs.c.owner, runs.c.status).where(runs.c.id == run_id)).first()
@@ -161,8 +168,7 @@ class Lifecycle:
     def interrupt_silent(self, limit_s: float = HEARTBEAT_LIMIT_S) -> list[int]:
         """running / stopping -> interrupted for every run whose heartbeat is older than
         `limit_s` (its runner is gone, whatever host it was on) -> their ids."""
-        cutoff = time.time() - limit_s
-        stale = sa.or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < cutoff)
+        stale = sa.or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < db_now(self.engine) - limit_s)
         with self.engine.connect() as c:
             ids = c.execute(sa.select(runs.c.id).where(runs.c.status.in_(TRAINING), stale)).scalars().all()
         return self._interrupt(ids, [stale], lambda n: interrupted_message("process training it", n))
@@ -200,7 +206,7 @@ class Lifecycle:
         the same transaction, and only if the run is still stopping on `worker` (and `pid`)
         with its Stop older than `grace_s`. The row stays locked until kill() returns, so the
         worker cannot end this run and take another before it dies. -> whether it happened."""
-        asked_before = time.time() - grace_s
+        asked_before = db_now(self.engine) - grace_s
         with self._write() as c:
             n = _finished_epochs(c, run_id)
             cond = [runs.c.id == run_id, runs.c.status == "stopping", runs.c.worker == worker,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ..modelfile import model_bytes
 from ..network import MLP
 from .db import BaseStore, _check_owner
-from .lifecycle import ACTIVE, CLI_OWNER, STATES, TRAINING, Lifecycle, NotAllowed
+from .lifecycle import ACTIVE, CLI_OWNER, STATES, TRAINING, Lifecycle, NotAllowed, db_now
 from .schema import StoreError, epochs, models, runs, snapshots, sweeps
 
 RUN_STATUSES = STATES
@@ -84,7 +84,7 @@ class Store(BaseStore, Lifecycle):
         `keep` (None: all), in one transaction -> the model id."""
         with self._write() as c:
             alive = c.execute(runs.update().where(runs.c.id == run_id, runs.c.status.in_(TRAINING))
-                              .values(heartbeat_at=time.time()))
+                              .values(heartbeat_at=db_now(self.engine)))
             if alive.rowcount != 1:  # ended meanwhile (interrupted, stopped by force): not ours to add to
                 return None
             c.execute(epochs.insert().values(run_id=run_id, epoch=int(record["epoch"]),
@@ -182,8 +182,9 @@ class Store(BaseStore, Lifecycle):
     def lose_unanswered(self, own_scheduler: str | None = None) -> list[int]:
         """Queued runs of a scheduler that no longer answers (it ended with its server) ->
         interrupted; -> their ids. (Running ones end by their heartbeat.)"""
-        lost = [r["id"] for r in self.list_runs(statuses=("queued",)) if r["scheduler"] not in (None, own_scheduler)
-                and not scheduler_answers(r["scheduler"])]
+        queued = [r for r in self.list_runs(statuses=("queued",)) if r["scheduler"] not in (None, own_scheduler)]
+        gone = {a for a in {r["scheduler"] for r in queued} if not scheduler_answers(a)}  # one probe each
+        lost = [r["id"] for r in queued if r["scheduler"] in gone]
         return self.lose_queued(lost, "the cluster it was queued on stopped before it started")
 
     # -- uploads and sweeps ----------------------------------------------------------------
