@@ -77,6 +77,27 @@ class Trainer:
             raise RuntimeError(self.error or "the training cluster did not start in time; try again")
         return self.cluster
 
+    def _main(self) -> None:
+        # Imported here, not at the top: Dask takes about a second to import, which a page
+        # would otherwise pay on a cold server before anyone trains.
+        from mnistnet.cluster import Cluster
+
+        try:
+            self.cluster = Cluster.from_env(self.store)
+            self.error = None
+        except Exception:
+            log.exception("the training cluster could not start")
+            self.error = "the training cluster could not start (the server log says why); try again in a moment"
+        finally:
+            self._ready.set()
+        while self.cluster is not None:
+            try:
+                self.cluster.reconcile()
+            except Exception:  # logged, and tried again: the watchdog must not die
+                log.exception("checking the runs against the cluster failed")
+            time.sleep(RECONCILE_S)
+
+
 @st.cache_resource(show_spinner=False)
 def trainer() -> Trainer:
     return Trainer(store())
