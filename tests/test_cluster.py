@@ -160,7 +160,7 @@ def test_runs_of_a_server_that_died_are_interrupted(store, cluster):
     cluster.reconcile()
     row = store.run(running)
     assert row["status"] == "interrupted"
-    assert row["error"] == ("the process training it stopped during epoch 1; no epoch had finished, "
+    assert row["error"] == ("the training process stopped during epoch 1; no epoch had finished, "
                             "so there is no model")
 
 

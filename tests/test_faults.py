@@ -247,5 +247,5 @@ def test_a_cli_run_killed_mid_epoch_is_interrupted_by_its_heartbeat(db_url, mnis
     row = store.run(run_id)
     n = row["epochs"]
     assert row["status"] == "interrupted" and n >= 2 and row["model_id"] is not None
-    assert row["error"] == f"the process training it stopped during epoch {n + 1}; the model of epoch {n} is kept"
+    assert row["error"] == f"the training process stopped during epoch {n + 1}; the model of epoch {n} is kept"
     assert [e["epoch"] for e in store.run_epochs(run_id)] == list(range(1, n + 1))

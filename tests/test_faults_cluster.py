@@ -72,11 +72,13 @@ def alive(pid: int) -> bool:
 
 def test_no_password_in_the_tasks(lab):
     store, cluster = lab
-    run_id = submit(lab, SMALL)
+    run_id = submit(lab)
+    until(lab, run_id, lambda r: r["status"] == "running")  # its task is on the scheduler until it ends
     specs = cluster.client.run_on_scheduler(
-        lambda dask_scheduler: [repr(ts.run_spec) for k, ts in dask_scheduler.tasks.items()])
-    assert ended(lab, run_id)["status"] == "finished"
-    assert specs and not any(PASSWORD in s for s in specs)
+        lambda dask_scheduler: {str(k): repr(ts.run_spec) for k, ts in dask_scheduler.tasks.items()})
+    assert f"mnistnet-run-{run_id}" in specs and not any(PASSWORD in s for s in specs.values())
+    store.request_stop(run_id, "alice")
+    assert ended(lab, run_id)["status"] == "stopped"
     logs = "".join(open(os.path.join(cluster.embedded.folder, f)).read()
                    for f in os.listdir(cluster.embedded.folder) if f.endswith(".log"))
     assert PASSWORD not in logs

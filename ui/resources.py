@@ -29,6 +29,7 @@ def store() -> Store:
     # most, leaving the other to the training workers.
     threadpool_limits(limits=1, user_api="blas")
     s = Store()  # a server that was killed left its runs "running": their heartbeats tell
+    s.lose_unanswered()
     threading.Thread(target=_janitor, args=(s,), name="mnistnet-janitor", daemon=True).start()
     return s
 

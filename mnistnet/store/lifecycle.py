@@ -18,6 +18,7 @@ run from one status to another. Imports SQLAlchemy and the store's tables.
 | running           | stopping                  | the owner's Stop          | status = running, owner             |
 | running, stopping | finished, stopped, failed | the runner, at its end    | status training, worker = runner    |
 | running, stopping | interrupted               | any server, any CLI       | heartbeat older than the limit      |
+| running, stopping | interrupted               | any server                | scheduler gone, heartbeat 5 s old   |
 | running, stopping | interrupted               | the run's own cluster     | worker = the one its scheduler lost |
 | stopping          | stopped (worker killed)   | the run's own cluster     | worker, pid, in the kill's txn      |
 | queued            | interrupted, failed       | the run's own cluster     | status = queued                     |
@@ -52,6 +53,9 @@ HEARTBEAT_S = 1.0  # the runner writes its heartbeat this often
 # lock for a few seconds (an MNIST import), so the limit is many beats. MNISTNET_HEARTBEAT_LIMIT_S
 # overrides it (tests that kill a runner on purpose).
 HEARTBEAT_LIMIT_S = float(os.environ.get("MNISTNET_HEARTBEAT_LIMIT_S") or 20.0)
+# A run whose scheduler no longer answers (it died with its server) and whose heartbeat is this
+# old: its worker died too.
+LOST_SCHEDULER_LIMIT_S = 5.0
 CLI_OWNER = "cli"
 
 
@@ -165,13 +169,18 @@ class Lifecycle:
         return row.status
 
     # -- ending runs from outside ----------------------------------------------------------
-    def interrupt_silent(self, limit_s: float = HEARTBEAT_LIMIT_S) -> list[int]:
+    def interrupt_silent(self, limit_s: float = HEARTBEAT_LIMIT_S, schedulers=None,
+                         who: str = "training process") -> list[int]:
         """running / stopping -> interrupted for every run whose heartbeat is older than
-        `limit_s` (its runner is gone, whatever host it was on) -> their ids."""
+        `limit_s` (its runner is gone, whatever host it was on), only those submitted to
+        `schedulers` if given; the message says the `who` stopped -> their ids."""
         stale = sa.or_(runs.c.heartbeat_at.is_(None), runs.c.heartbeat_at < db_now(self.engine) - limit_s)
+        q = sa.select(runs.c.id).where(runs.c.status.in_(TRAINING), stale)
+        if schedulers is not None:
+            q = q.where(runs.c.scheduler.in_(list(schedulers)))
         with self.engine.connect() as c:
-            ids = c.execute(sa.select(runs.c.id).where(runs.c.status.in_(TRAINING), stale)).scalars().all()
-        return self._interrupt(ids, [stale], lambda n: interrupted_message("process training it", n))
+            ids = c.execute(q).scalars().all()
+        return self._interrupt(ids, [stale], lambda n: interrupted_message(who, n))
 
     def interrupt_lost_worker(self, run_id: int, worker: str) -> bool:
         """running / stopping -> interrupted: the scheduler of the run has lost `worker`, the

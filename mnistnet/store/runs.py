@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ..modelfile import model_bytes
 from ..network import MLP
 from .db import BaseStore, _check_owner
-from .lifecycle import ACTIVE, CLI_OWNER, STATES, TRAINING, Lifecycle, NotAllowed, db_now
+from .lifecycle import ACTIVE, CLI_OWNER, LOST_SCHEDULER_LIMIT_S, STATES, TRAINING, Lifecycle, NotAllowed, db_now
 from .schema import StoreError, epochs, models, runs, snapshots, sweeps
 
 RUN_STATUSES = STATES
@@ -180,12 +180,14 @@ class Store(BaseStore, Lifecycle):
 
     # -- runs whose cluster is gone ------------------------------------------------------
     def lose_unanswered(self, own_scheduler: str | None = None) -> list[int]:
-        """Queued runs of a scheduler that no longer answers (it ended with its server) ->
-        interrupted; -> their ids. (Running ones end by their heartbeat.)"""
-        queued = [r for r in self.list_runs(statuses=("queued",)) if r["scheduler"] not in (None, own_scheduler)]
-        gone = {a for a in {r["scheduler"] for r in queued} if not scheduler_answers(a)}  # one probe each
-        lost = [r["id"] for r in queued if r["scheduler"] in gone]
-        return self.lose_queued(lost, "the cluster it was queued on stopped before it started")
+        """Runs of a scheduler that no longer answers (it ended with its server) -> interrupted:
+        queued ones at once, training ones once their heartbeat is LOST_SCHEDULER_LIMIT_S old
+        (a worker that outlives its scheduler keeps beating, and keeps its run); -> their ids."""
+        active = [r for r in self.list_runs(statuses=ACTIVE) if r["scheduler"] not in (None, own_scheduler)]
+        gone = {a for a in {r["scheduler"] for r in active} if not scheduler_answers(a)}  # one probe each
+        lost = [r["id"] for r in active if r["scheduler"] in gone and r["status"] == "queued"]
+        return (self.lose_queued(lost, "the cluster it was queued on stopped before it started")
+                + self.interrupt_silent(LOST_SCHEDULER_LIMIT_S, schedulers=gone, who="server"))
 
     # -- uploads and sweeps ----------------------------------------------------------------
     def add_uploaded_model(self, model: MLP, name: str, owner: str, note: str | None = None,
