@@ -1,11 +1,12 @@
 # make test: set up .venv, fetch and verify MNIST, install Chromium and PostgreSQL if missing, run every test.
 # make run:  the same set-up, then start the lab on http://127.0.0.1:8501
+# make share: the lab for a class: one Streamlit process per core behind HAProxy, one store, one cluster
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: test run share fetch lint browser postgres clean
+.PHONY: test run share fetch lint browser postgres proxy clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,18 +31,25 @@ postgres:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
 	  || { echo "could not install postgresql: run 'sudo apt-get install -y postgresql'"; exit 1; }; }
 
+# `make share` (and its test) put several Streamlit processes behind Debian's HAProxy.
+proxy:
+	@command -v haproxy >/dev/null || { \
+	  echo "installing Debian's haproxy for make share"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy) \
+	  || { echo "could not install haproxy: run 'sudo apt-get install -y haproxy'"; exit 1; }; }
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.installed fetch browser postgres lint
+test: $(VENV)/.installed fetch browser postgres proxy lint
 	$(PY) -m pytest -q
 
 run: $(VENV)/.installed fetch
 	$(VENV)/bin/streamlit run app.py --server.headless true --server.address 127.0.0.1 --server.port $(PORT)
 
-share: $(VENV)/.installed fetch
+share: $(VENV)/.installed fetch proxy
 	@echo "Share this link on your local network: http://$$(hostname -I | awk '{print $$1}'):$(PORT)"
-	$(VENV)/bin/streamlit run app.py --server.headless true --server.address 0.0.0.0 --server.port $(PORT)
+	$(PY) -m mnistnet.share --host 0.0.0.0 --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from distributed import Client, Future, fire_and_forget
 
-from .clustertls import make_credentials
+from .clustertls import Credentials, load_credentials, make_credentials
 from .dburl import public_url
 from .store import ACTIVE, TRAINING, Store
 from .sweep import SweepSpec, plan
@@ -36,6 +36,7 @@ from .tasks import run_task
 STOP_GRACE_S = 5.0  # Stop -> worker restarted if the run has not ended by then
 SUBMIT_GRACE_S = 10.0  # a run this new may not be known to the scheduler yet
 SCHEDULER_ENV = "MNISTNET_SCHEDULER"
+TLS_ENV = "MNISTNET_TLS_DIR"
 # Many runs at once wait on the scheduler, not behind a busy worker (worker saturation 1.0),
 # and one BLAS thread per worker. A task whose worker died is run again elsewhere by Dask: a
 # run that had started finds itself no longer queued and returns at once (its row says
@@ -173,20 +174,25 @@ class Embedded:
 class Cluster:
     """Submits the store's runs to Dask and keeps their rows true to what the scheduler knows."""
 
-    def __init__(self, store: Store, address: str | None = None, n_workers: int | None = None):
+    def __init__(self, store: Store, address: str | None = None, n_workers: int | None = None,
+                 credentials: Credentials | None = None):
         self.store = store
         self.embedded = None if address else Embedded(n_workers, store.url)
         self.address = address or self.embedded.start()
+        self.credentials = self.embedded.credentials if self.embedded is not None else credentials
         self.client = self._client()
 
     def _client(self) -> Client:
-        security = self.embedded.credentials.security() if self.embedded is not None else None
+        security = self.credentials.security() if self.credentials is not None else None
         return Client(self.address, timeout=30, set_as_default=False, security=security)
 
     @classmethod
     def from_env(cls, store: Store) -> Cluster:
-        """The cluster at MNISTNET_SCHEDULER, or an embedded one."""
-        return cls(store, os.environ.get(SCHEDULER_ENV) or None)
+        """The cluster at MNISTNET_SCHEDULER (with the TLS credentials in MNISTNET_TLS_DIR, if
+        set: a cluster mnistnet.share started), or an embedded one."""
+        folder = os.environ.get(TLS_ENV)
+        credentials = load_credentials(folder) if folder else None
+        return cls(store, os.environ.get(SCHEDULER_ENV) or None, credentials=credentials)
 
     def submit(self, run_id: int) -> None:
         """Queue run `run_id` (a queued row of the store) on the cluster."""
@@ -263,6 +269,7 @@ class Cluster:
         self.embedded.close()
         self.embedded = Embedded(self.embedded.n_workers, self.store.url)
         self.address = self.embedded.start()
+        self.credentials = self.embedded.credentials
         self.client = self._client()
         for r in self.store.list_runs(statuses=ACTIVE):
             if r["scheduler"] != old:

@@ -66,3 +66,13 @@ def make_credentials(folder: str) -> Credentials:
     _write_private(creds.cert_file, temp.tls_client_cert)
     _write_private(creds.key_file, temp.tls_client_key)
     return creds
+
+
+def load_credentials(folder: str) -> Credentials:
+    """The credentials make_credentials wrote into `folder` (a cluster shared by several lab
+    servers: mnistnet.share). ValueError naming the folder if a file is missing."""
+    creds = Credentials(folder, *(os.path.join(folder, n) for n in ("ca.pem", "cert.pem", "key.pem")))
+    missing = [os.path.basename(f) for f in (creds.ca_file, creds.cert_file, creds.key_file) if not os.path.isfile(f)]
+    if missing:
+        raise ValueError(f"the cluster's TLS folder {folder!r} lacks {', '.join(missing)}")
+    return creds
