@@ -121,13 +121,13 @@ class Share:
             self._start(f"worker-{i}", [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
                                         "--no-nanny", "--no-dashboard", "--name", f"share-{i}", "--death-timeout", "60",
                                         *creds.worker_args()], {**base, **DASK_ENV}, nice=WORKER_NICE)
-        page_env = {**base, "MNISTNET_SCHEDULER": address, "MNISTNET_TLS_DIR": creds.folder}
-        cookie_secret = secrets.token_hex(32)
+        page_env = {**base, "MNISTNET_SCHEDULER": address, "MNISTNET_TLS_DIR": creds.folder,
+                    "STREAMLIT_SERVER_COOKIE_SECRET": secrets.token_hex(32)}  # Streamlit refuses it as a flag
         ports = [free_port() for _ in range(self.n_servers)]
         for i, p in enumerate(ports, start=1):
             self._start(f"server-{i}", [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                         "--server.address", "127.0.0.1", "--server.port", str(p),
-                                        "--server.cookieSecret", cookie_secret, "--browser.gatherUsageStats", "false"],
+                                        "--browser.gatherUsageStats", "false"],
                         page_env)
         for p in ports:
             self._wait_health(f"http://127.0.0.1:{p}/_stcore/health")

@@ -89,9 +89,13 @@ def test_two_visitors_two_servers_one_killed(shared, visitor):
         assert {c["name"]: c["value"] for c in b.context.cookies()}[COOKIE] == "s2"
 
         first = shared["servers"][0]
+        assert len(a_sockets) == 1 and not a_sockets[0].closed
         os.kill(first["pid"], signal.SIGKILL)  # A's server
+        deadline = time.monotonic() + 4 * STEP_MS / 1000
+        while not (a_sockets[0].closed and len(a_sockets) >= 2):  # A's page lost its socket, opened another
+            assert time.monotonic() < deadline, f"A's page did not reconnect: {[(w.url, w.closed) for w in a_sockets]}"
+            a.wait_for_timeout(200)  # Playwright delivers the socket events while it waits
         expect(a.get_by_text(re.compile(r"Training: epoch \d+/"))).to_be_visible(timeout=4 * STEP_MS)
-        assert any(ws.closed for ws in a_sockets) and len(a_sockets) >= 2  # A lost its socket and opened another
         assert not any(ws.closed for ws in b_sockets)  # B's server never went away
         assert_clean(a, "A's Train page after its server was killed")
         test_browser.shot(a, "share-reconnected")
