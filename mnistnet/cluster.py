@@ -181,6 +181,7 @@ class Cluster:
         self.address = address or self.embedded.start()
         self.credentials = self.embedded.credentials if self.embedded is not None else credentials
         self.client = self._client()
+        self.closed = False
 
     def _client(self) -> Client:
         security = self.credentials.security() if self.credentials is not None else None
@@ -223,6 +224,8 @@ class Cluster:
         """Keep the store true to the cluster: a dead embedded scheduler or worker replaced;
         silent runs interrupted (heartbeat); runs of a lost worker interrupted; workers that
         ignore Stop restarted; queued runs whose task is gone ended."""
+        if self.closed:
+            return
         if self.embedded is not None:
             if not self.embedded.scheduler_alive():
                 self._replace_embedded()
@@ -280,6 +283,7 @@ class Cluster:
                 self.store.interrupt_lost_worker(r["id"], r["worker"])
 
     def close(self) -> None:
+        self.closed = True  # a watchdog's next reconcile must not start a cluster in its place
         self.client.close()
         if self.embedded is not None:
             self.embedded.close()

@@ -11,7 +11,9 @@ from mnistnet.store import Store
 
 
 def stubborn(db_url: str, run_id: int) -> None:
-    """Claim the run and never read its stop flag (a hung or buggy worker)."""
-    Store(db_url).claim_run(run_id, get_worker().address, socket.gethostname(), os.getpid())
+    """Claim the run and never read its stop flag (a hung or buggy worker). A run it cannot
+    claim (Dask running the task again after its worker was killed) it leaves alone."""
+    if not Store(db_url).claim_run(run_id, get_worker().address, socket.gethostname(), os.getpid()):
+        return
     while True:
         time.sleep(0.05)
