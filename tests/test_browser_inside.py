@@ -180,3 +180,48 @@ def test_a_unit_opens_and_the_epoch_slider_replays_training(page, app_url):
     expect(page.locator(".conf")).to_have_text(trained)
     assert shown_digit(page) == "7"
     assert_no_exception(page)
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def touch_stroke(page: Page, points, step: float = 6) -> None:
+    """One finger stroke on the pad through `points` (pad pixels 0..280), as real touch events."""
+    box = page.locator("canvas.pad").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    at = [(box["x"] + x, box["y"] + y) for x, y in points]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": at[0][0], "y": at[0][1]}]})
+    for (xa, ya), (xb, yb) in zip(at, at[1:]):
+        n = max(2, int(math.hypot(xb - xa, yb - ya) / step))
+        for k in range(1, n + 1):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": xa + (xb - xa) * k / n, "y": ya + (yb - ya) * k / n}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def sideways(page: Page) -> int:
+    """How many CSS pixels the page is wider than the screen (0: it does not scroll sideways)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def test_a_phone_draws_with_a_finger_and_nothing_runs_off_the_screen(browser, app_url):
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3)
+    try:
+        page = ctx.new_page()
+        open_inside(page, app_url)
+        touch_stroke(page, DIGITS["7"])
+        assert shown_digit(page) == "7"
+        assert sideways(page) == 0, "the Inside page is wider than a phone's screen"
+        gallery = page.locator("canvas.gallery")
+        box = gallery.bounding_box()
+        assert box["width"] <= PHONE["width"]
+        gallery.click(position={"x": 5, "y": 5})  # the first tile: the unit this 7 drives hardest
+        expect(page.locator(".unit-title")).to_contain_text(re.compile(r"Hidden layer 1, unit \d+: "))
+        page.locator("canvas.grid").nth(1).click(position={"x": 3, "y": 3})  # bars and contributions
+        expect(page.locator(".unit-title")).to_contain_text("Hidden layer 2, unit 0: ")
+        assert sideways(page) == 0, "a unit's charts are wider than a phone's screen"
+        shot(page, "phone-inside-unit")
+        assert_no_exception(page)
+    finally:
+        ctx.close()

@@ -468,8 +468,9 @@ function makePad(parent) {
       : `All ${units} first-layer units' weights (red +, blue -); draw to order them by how hard your digit drives them`;
   }
   galleryCanvas.addEventListener("click", (e) => {
-    const r = galleryCanvas.getBoundingClientRect();
-    const k = Math.floor((e.clientY - r.top) / (TILE + GAP)) * GCOLS + Math.floor((e.clientX - r.left) / (TILE + GAP));
+    const r = galleryCanvas.getBoundingClientRect(), s = galleryCanvas.width / r.width; // shrunk on a phone
+    const k = Math.floor(((e.clientY - r.top) * s) / (TILE + GAP)) * GCOLS
+      + Math.floor(((e.clientX - r.left) * s) / (TILE + GAP));
     if (net && k < net.sizes[1]) select(0, order[k]);
   });
 
