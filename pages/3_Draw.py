@@ -9,6 +9,7 @@ from ui import canvas, figures, mydigits, views
 previous = views.page("draw", "Draw")
 st.title("Draw a digit")
 views.no_animation()
+views.draw_phone_layout()
 entry = views.require_model()
 if entry is None:
     st.stop()
@@ -19,11 +20,11 @@ st.caption("White pen on black, like MNIST. The network reads it after every str
 
 @st.fragment  # a stroke reruns only this, not the whole page: a quicker answer
 def draw_and_read(entry):
-    left, right = st.columns([1, 1], gap="large")
+    left, right = st.container(key="draw-main").columns([1, 1], gap="large")
     with left:
         st.space("small")  # the canvas's own toolbar floats above it: room so it covers nothing
         image = canvas.draw(st.session_state.get("draw.pen", 20))
-        controls = st.container()  # filled after the answer: the answer reaches the page first
+        controls = st.container(key="draw-controls")  # filled after the answer: the answer reaches the page first
     reading = read_drawing(image, entry.model)
     with right:
         if reading.kind == BLANK:

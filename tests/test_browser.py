@@ -507,3 +507,41 @@ def server_errors(log_text: str) -> list[str]:
     its websocket (a reload, a closed tab): Starlette's WebSocketDisconnected."""
     blocks = log_text.split("Traceback (most recent call last):")[1:]
     return [b for b in blocks if "WebSocketDisconnected" not in b]
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def touch_stroke(page: Page, target, points, step: float = 6) -> None:
+    """One finger stroke through `points` (pixels of `target`, a locator), as real touch events."""
+    box = target.bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    at = [(box["x"] + x, box["y"] + y) for x, y in points]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": at[0][0], "y": at[0][1]}]})
+    for (xa, ya), (xb, yb) in zip(at, at[1:]):
+        n = max(2, int(math.hypot(xb - xa, yb - ya) / step))
+        for k in range(1, n + 1):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
+                {"x": xa + (xb - xa) * k / n, "y": ya + (yb - ya) * k / n}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_a_phone_draws_a_7_and_sees_pad_and_answer_on_one_screen(browser, app_url):
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3)
+    try:
+        page = ctx.new_page()
+        page.goto(app_url + "/Draw")
+        wait_rendered(page, "Draw a digit")
+        ensure_model(page, page.locator("canvas.upper-canvas"))
+        pad = settled_canvas(page)
+        touch_stroke(page, pad, DIGITS["7"])
+        expect(page.locator("#predicted-digit")).to_have_text("7", timeout=STEP_MS)
+        shot(page, "phone-draw-7")
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0
+        answer = page.locator("#prediction").bounding_box()
+        assert answer["y"] + answer["height"] <= PHONE["height"], f"the answer is below the fold: {answer}"
+        assert pad.bounding_box()["y"] >= 0
+        assert_no_exception(page)
+    finally:
+        ctx.close()

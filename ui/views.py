@@ -66,6 +66,22 @@ NO_ANIMATION_CSS = ("<style>.stElementContainer, [data-testid='stStatusWidget'],
                     "animation: none !important;}</style>")
 
 
+# On a phone (Streamlit stacks columns below 640 px) the Draw page keeps the pad and the answer
+# on one screen: the stacked columns close up, pen width and Clear share a row, the answer's
+# line shrinks.
+DRAW_PHONE_CSS = ("<style>@media (max-width: 640px) {"
+                  ".st-key-draw-main [data-testid='stHorizontalBlock'] {gap: 0.25rem !important;}"
+                  ".st-key-draw-controls [data-testid='stHorizontalBlock'] {flex-wrap: nowrap !important;}"
+                  ".st-key-draw-controls [data-testid='stColumn'] {min-width: 0 !important; width: auto !important;}"
+                  "#prediction {font-size: 1rem !important;}"
+                  "#predicted-digit, #runner-up {font-size: 2.5rem !important; line-height: 1 !important;}}</style>")
+
+
+def draw_phone_layout() -> None:
+    """The Draw page's layout on a phone (DRAW_PHONE_CSS); call on every run of the page."""
+    st.html(DRAW_PHONE_CSS)
+
+
 def no_animation() -> None:
     """Call near the top of a page, on every run: its elements switch at once, never fade."""
     st.html(NO_ANIMATION_CSS)
