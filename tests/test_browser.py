@@ -545,3 +545,23 @@ def test_a_phone_draws_a_7_and_sees_pad_and_answer_on_one_screen(browser, app_ur
         assert_no_exception(page)
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("path, text", [
+    ("/", "Current model"), ("/Train", "Hyperparameters"), ("/Analyze", "Per digit"), ("/Draw", "Pen width"),
+    ("/Runs", "Every training run"), ("/Data", "Upload your own digits"), ("/Sweep", "train many networks"),
+    ("/Inside", "Inside the network"),
+])
+def test_every_page_fits_a_phone(browser, app_url, path, text):
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = ctx.new_page()
+        page.goto(app_url + path)
+        ensure_model(page, page.get_by_text(text).first)
+        settled(page)
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") == 0, (
+            f"{path} is wider than a phone's screen")
+        assert_no_exception(page)
+        shot(page, f"phone-page-{path.strip('/').lower() or 'home'}")
+    finally:
+        ctx.close()
