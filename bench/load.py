@@ -1,6 +1,7 @@
 """Load harness: N visitors of the lab without N browsers (run by hand, not a test).
 
-    .venv/bin/python bench/load.py --visitors 30 --spread 10 [--train 10] [--url http://127.0.0.1:PORT] [--json]
+    .venv/bin/python bench/load.py --visitors 30 --spread 10 [--train 10] [--json]
+                                   [--share N | --url http://127.0.0.1:PORT]
 
 Each visitor is a real Streamlit session over the server's websocket, driven as the lab's page
 in a browser drives it (bench/loadlib.py says how; tests/test_load.py holds it to Chromium).
@@ -19,15 +20,20 @@ Per action: latency from the BackMsg sent to the script_finished ending it (the 
 included on home), failures (an exception element, a timeout, a closed socket), bytes received
 (websocket payloads plus the images the page shows) and the server's CPU: its utime+stime over
 a step divided by the step's actions (the step with train_start and train_poll shares it out
-over both; the training workers' CPU is counted apart). Memory: the server's RSS growth from
-before the first visitor to the last step, divided by the visitors.
+over both; the training processes' CPU and the proxy's are counted apart). Memory: the
+server's RSS growth from before the first visitor to the last step, divided by the visitors.
+With several servers, CPU and RSS are their sums.
 
-Without --url it starts its own server (`streamlit run app.py` on a free 127.0.0.1 port, a
-fresh SQLite store in a temporary folder) and stops it at the end. The lab's default model is
-what a new visitor gets (ui/session.py); --model cli trains it with the CLI and makes it the
-default before the server starts, --model click has a first visitor press "Train the default
-model" as in a class. Only 127.0.0.1 is ever a target; at most 60 visitors; --time-limit
-bounds the whole run.
+Without --url it starts its own lab on a fresh SQLite store in a temporary folder and stops it
+at the end: one server (`streamlit run app.py` on a free 127.0.0.1 port), or with --share N
+`python -m mnistnet.share --servers N --workers 2` (N Streamlit processes behind HAProxy's
+sticky cookie, one TLS training cluster), whose share.json gives the servers' pids; it is
+stopped with SIGINT. A visitor keeps its cookies as a browser does, so behind the proxy it
+stays on one server; one warm-up visitor is pinned to each server by that cookie.
+The lab's default model is what a new visitor gets (ui/session.py); --model cli trains it with
+the CLI and makes it the default before the lab starts, --model click has a first visitor press
+"Train the default model" as in a class. Only 127.0.0.1 is ever a target; at most 60 visitors;
+--time-limit bounds the whole run.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import json
 import math
 import os
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -45,6 +52,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,7 +63,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import loadlib  # noqa: E402
 
+from mnistnet.share import COOKIE  # noqa: E402 (the proxy's sticky cookie, naming a server)
+
 MAX_VISITORS = 60
+MAX_SHARE = 8  # servers behind the proxy
+SHARE_WORKERS = 2  # the shared lab's training workers
 CELLS = [(4, 9), (7, 2), (3, 5), (9, 4), (5, 3), (2, 7), (8, 3), (1, 7)]  # (true, predicted)
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -110,6 +123,8 @@ class Server:
              "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=self.log,
             stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
+        self.processes = Processes([self.pid], root=self.pid)  # its training cluster: its children
+        self.warm_cookies = [{}]
         self._wait_healthy()
 
     def _wait_healthy(self, timeout: float = 60.0) -> None:
@@ -136,9 +151,73 @@ class Server:
         self.log.close()
 
     def tracebacks(self) -> list[str]:
-        """The server log's tracebacks, but for a dropped websocket's (as tests/test_browser.py)."""
-        blocks = (self.folder / "server.log").read_text().split("Traceback (most recent call last):")[1:]
-        return [b.strip()[-600:] for b in blocks if "WebSocketDisconnected" not in b]
+        return log_tracebacks([self.folder / "server.log"])
+
+
+class SharedLab:
+    """`python -m mnistnet.share` with n servers and SHARE_WORKERS training workers, its proxy on
+    a free 127.0.0.1 port, on a store of its own prepared as Server's; the same attributes as
+    Server (url, processes, folder, stop, tracebacks). share.json names the servers (the
+    values of the proxy's cookie) and their pids."""
+
+    def __init__(self, n_servers: int, train_args: list[str] | None, timeout: float = 240.0):
+        if not 1 <= n_servers <= MAX_SHARE:
+            raise ValueError(f"servers must be from 1 to {MAX_SHARE}, got {n_servers}")
+        self.folder = Path(tempfile.mkdtemp(prefix="mnistnet-load-share-"))
+        self.db_url = f"sqlite:///{self.folder / 'mnistnet.sqlite3'}"
+        self.model_run = prepare_store(self.db_url, train_args) if train_args is not None else None
+        self.port = free_port()
+        self.log = open(self.folder / "share.log", "w")
+        env = {**os.environ, "MNISTNET_DB_URL": self.db_url}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mnistnet.share", "--port", str(self.port), "--host", "127.0.0.1",
+             "--servers", str(n_servers), "--workers", str(SHARE_WORKERS), "--folder", str(self.folder / "share")],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self.info = self._wait_info(timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        self.url = check_url(self.info["url"])
+        self.servers = {s["name"]: s["pid"] for s in self.info["servers"]}  # cookie value -> pid
+        proxy = [c for c in children(self.proc.pid) if process_name(c) == "haproxy"]
+        self.processes = Processes(list(self.servers.values()), root=self.proc.pid,
+                                   proxy=proxy[0] if proxy else None)
+        self.warm_cookies = [{COOKIE: name} for name in self.servers]
+
+    def _wait_info(self, timeout: float) -> dict:
+        """share.json, written once the servers and the proxy answer."""
+        info = self.folder / "share" / "share.json"
+        deadline = time.monotonic() + timeout
+        while not info.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mnistnet.share exited with code {self.proc.returncode}; see {self.log.name}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mnistnet.share did not start within {timeout:.0f} s; see {self.log.name}")
+            time.sleep(0.2)
+        time.sleep(0.05)  # written in one call, but not atomically
+        return json.loads(info.read_text())
+
+    def stop(self) -> None:
+        """SIGINT, as a teacher's Ctrl-C: mnistnet.share stops its children, then itself."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def tracebacks(self) -> list[str]:
+        return log_tracebacks(sorted((self.folder / "share").glob("server-*.log")))
+
+
+def log_tracebacks(logs: list[Path]) -> list[str]:
+    """The logs' tracebacks, but for a dropped websocket's (as tests/test_browser.py)."""
+    blocks = [b for log in logs if log.exists()
+              for b in log.read_text(errors="replace").split("Traceback (most recent call last):")[1:]]
+    return [b.strip()[-600:] for b in blocks if "WebSocketDisconnected" not in b]
 
 
 def listening_pid(port: int) -> int | None:
@@ -166,8 +245,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / TICK
 
 
-def descendants_cpu(pid: int) -> float:
-    """utime + stime of every living descendant of pid (the training workers), s."""
+def parents() -> dict[int, int]:
+    """pid -> parent pid, of every process now (field 4 of /proc/pid/stat)."""
     parent = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -176,19 +255,28 @@ def descendants_cpu(pid: int) -> float:
                 parent[int(proc.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
             except OSError:
                 continue
-    kids, todo = [], [pid]
+    return parent
+
+
+def children(pid: int) -> list[int]:
+    return [c for c, p in parents().items() if p == pid]
+
+
+def descendants(pid: int) -> list[int]:
+    parent, kids, todo = parents(), [], [pid]
     while todo:
         p = todo.pop()
         found = [c for c, pp in parent.items() if pp == p]
         kids += found
         todo += found
-    total = 0.0
-    for k in kids:
-        try:
-            total += cpu_seconds(k)
-        except OSError:
-            pass
-    return total
+    return kids
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def rss_bytes(pid: int) -> int:
@@ -196,6 +284,45 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def total_cpu(pids) -> float:
+    """utime + stime summed over the pids still living, s."""
+    total = 0.0
+    for p in pids:
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            pass
+    return total
+
+
+@dataclass
+class Processes:
+    """What a report measures: the page servers (CPU per server, RSS summed), the training
+    processes (every other descendant of `root`: a lone server's own cluster, or the shared
+    lab's scheduler and workers) and the proxy (CPU)."""
+
+    servers: list[int]
+    root: int | None = None
+    proxy: int | None = None
+
+    def sample(self) -> dict:
+        """-> {"servers_cpu_s": [s per server], "workers_cpu_s": s, "proxy_cpu_s": s or None,
+        "rss_bytes": bytes summed over the servers}"""
+        others = set(self.servers) | {self.proxy}
+        training = [p for p in descendants(self.root) if p not in others] if self.root else []
+        return {"servers_cpu_s": [total_cpu([p]) for p in self.servers], "workers_cpu_s": total_cpu(training),
+                "proxy_cpu_s": total_cpu([self.proxy]) if self.proxy else None,
+                "rss_bytes": sum(rss_bytes(p) for p in self.servers)}
+
+
+def cpu_delta(before: dict, after: dict) -> dict:
+    """A step's CPU, s: the servers' (summed and per server), the training's and the proxy's."""
+    per = [b - a for a, b in zip(before["servers_cpu_s"], after["servers_cpu_s"])]
+    proxy = after["proxy_cpu_s"] - before["proxy_cpu_s"] if before["proxy_cpu_s"] is not None else None
+    return {"server_cpu_s": sum(per), "servers_cpu_s": per,
+            "workers_cpu_s": after["workers_cpu_s"] - before["workers_cpu_s"], "proxy_cpu_s": proxy}
 
 
 # -- the class -------------------------------------------------------------------------------
@@ -284,10 +411,13 @@ async def ensure_model(v: loadlib.Visitor, opts) -> list[loadlib.Result]:
     return res
 
 
-async def warm_up(url: str, opts, drawing) -> list[loadlib.Result]:
-    """One visitor through the pages first: the server imports and caches what a class's first
-    visitor would otherwise wait for (cold start is bench/app_latency.py's)."""
-    v = loadlib.Visitor(url, secrets.token_hex(16), opts.timeout)
+async def warm_up(url: str, opts, drawing, cookies: dict[str, str], first: bool) -> list[loadlib.Result]:
+    """One visitor through the pages first (pinned to a server by `cookies`): the server imports
+    and caches what a class's first visitor would otherwise wait for (cold start is
+    bench/app_latency.py's). Without --warm-up only the first opens Home (the default model)."""
+    if not (first or opts.warm_up):
+        return []
+    v = loadlib.Visitor(url, secrets.token_hex(16), opts.timeout, cookies=cookies)
     try:
         await v.open("/")
         await ensure_model(v, opts)
@@ -302,34 +432,41 @@ async def warm_up(url: str, opts, drawing) -> list[loadlib.Result]:
         await v.close()
 
 
-async def run_class(url: str, pid: int | None, opts) -> dict:
+async def run_class(url: str, processes: Processes | None, opts, plan=None, warm_cookies=({},)) -> dict:
+    """The class: warm-up visitors (one per entry of warm_cookies, each pinned by its cookies),
+    then opts.visitors through `plan` (default: steps(opts, ...)), each step measured."""
     drawings = loadlib.class_drawings(max(opts.visitors * opts.drawings, 1), seed=opts.seed)
     t_start = time.monotonic()
-    warm = await warm_up(url, opts, drawings[0])
+    warm = []
+    for i, cookies in enumerate(warm_cookies):
+        warm += await warm_up(url, opts, drawings[0], cookies, first=i == 0)
     visitors = [loadlib.Visitor(url, secrets.token_hex(16), opts.timeout) for _ in range(opts.visitors)]
     rounds, complete = [], True
-    rss0 = rss_bytes(pid) if pid else None
+    sample0 = processes.sample() if processes else None
     try:
-        for name, fn in steps(opts, drawings):
+        for name, fn in steps(opts, drawings) if plan is None else plan:
             before = [len(v.results) for v in visitors]
-            cpu0, kids0 = (cpu_seconds(pid), descendants_cpu(pid)) if pid else (None, None)
+            s0 = processes.sample() if processes else None
             t0 = time.monotonic()
             budget = opts.time_limit - (time.monotonic() - t_start)
             complete = await run_step(name, fn, visitors, opts.spread, budget)
             actions = [r for v, b in zip(visitors, before) for r in v.results[b:]]
+            who = [i for i, (v, b) in enumerate(zip(visitors, before)) for _ in v.results[b:]]
+            s1 = processes.sample() if processes else None
             rounds.append({
                 "step": name, "seconds": time.monotonic() - t0,
                 "actions": sum(r.reruns > 0 for r in actions),  # not train_run: it sends nothing
                 "action_names": sorted({r.name for r in actions}),
-                "server_cpu_s": cpu_seconds(pid) - cpu0 if pid else None,
-                "workers_cpu_s": descendants_cpu(pid) - kids0 if pid else None,
-                "rss_bytes": rss_bytes(pid) if pid else None, "results": actions})
+                **(cpu_delta(s0, s1) if processes else {"server_cpu_s": None, "workers_cpu_s": None}),
+                "rss_bytes": s1["rss_bytes"] if processes else None, "results": actions, "visitors": who})
             if not complete:
                 break
     finally:
         await asyncio.gather(*(v.close() for v in visitors), return_exceptions=True)
-    return {"warmup": warm, "rounds": rounds, "complete": complete, "rss_before": rss0,
-            "seconds": time.monotonic() - t_start}
+    total = cpu_delta(sample0, processes.sample()) if processes else None
+    return {"warmup": warm, "rounds": rounds, "complete": complete,
+            "rss_before": sample0["rss_bytes"] if processes else None, "seconds": time.monotonic() - t_start,
+            "cpu": total, "servers": [v.cookies.get(COOKIE, "-") for v in visitors]}
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -377,8 +514,9 @@ def summarise(run: dict, n_visitors: int) -> dict:
             if r.failure:
                 failures.setdefault(f"{r.name}: {r.failure}", 0)
                 failures[f"{r.name}: {r.failure}"] += 1
-    steps_out = [{k: v for k, v in rnd.items() if k != "results"} for rnd in run["rounds"]]
-    return {"actions": actions, "memory": memory, "failures": failures, "steps": steps_out}
+    steps_out = [{k: v for k, v in rnd.items() if k not in ("results", "visitors")} for rnd in run["rounds"]]
+    return {"actions": actions, "memory": memory, "failures": failures, "steps": steps_out,
+            "cpu": run.get("cpu"), "visitors_per_server": dict(Counter(run.get("servers", [])))}
 
 
 def table(summary: dict) -> str:
@@ -397,10 +535,19 @@ def table(summary: dict) -> str:
     if m:
         lines.append(f"server RSS {m['rss_before_mb']:.0f} MB before the visitors, {m['rss_after_mb']:.0f} MB "
                      f"after the last step: {m['per_session_mb']:.1f} MB per session")
+    c = summary["cpu"]
+    if c:
+        per = ", ".join(f"{x:.1f}" for x in c["servers_cpu_s"])
+        proxy = "" if c["proxy_cpu_s"] is None else f", the proxy {c['proxy_cpu_s']:.1f} s"
+        lines.append(f"CPU after the warm-up: servers {c['server_cpu_s']:.1f} s ({per}), "
+                     f"training {c['workers_cpu_s']:.1f} s{proxy}")
+    if summary["visitors_per_server"] and set(summary["visitors_per_server"]) != {"-"}:
+        lines.append("visitors per server (the proxy's cookie): "
+                     + ", ".join(f"{k} {n}" for k, n in sorted(summary["visitors_per_server"].items())))
     for s in summary["steps"]:
         if s["workers_cpu_s"]:
-            lines.append(f"step {s['step']}: training workers used {s['workers_cpu_s']:.1f} s of CPU "
-                         f"(the server {s['server_cpu_s']:.1f} s) in {s['seconds']:.1f} s")
+            lines.append(f"step {s['step']}: training processes used {s['workers_cpu_s']:.1f} s of CPU "
+                         f"(the servers {s['server_cpu_s']:.1f} s) in {s['seconds']:.1f} s")
     for what, n in summary["failures"].items():
         lines.append(f"FAILED x{n}: {what}")
     return "\n".join(lines)
@@ -413,6 +560,9 @@ def parse_args(argv=None):
     p.add_argument("--spread", type=float, default=10.0, help="a step's visitors start over this many s")
     p.add_argument("--train", type=int, default=0, help="visitors who start a run on Train (the first ones)")
     p.add_argument("--url", help="a running lab, http://127.0.0.1:PORT (default: start one)")
+    p.add_argument("--share", type=int, metavar="N",
+                   help=f"start `python -m mnistnet.share` with N servers (1..{MAX_SHARE}) and "
+                        f"{SHARE_WORKERS} training workers instead of one server")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--drawings", type=int, default=3, help="digits each visitor draws (Clear between)")
     p.add_argument("--think", type=float, default=0.3, help="pause between a digit's strokes, s")
@@ -434,6 +584,10 @@ def parse_args(argv=None):
         p.error(f"--train must be from 0 to --visitors ({opts.visitors}), got {opts.train}")
     if opts.spread < 0 or opts.drawings < 0 or opts.time_limit <= 0:
         p.error("--spread and --drawings must be >= 0 and --time-limit > 0")
+    if opts.share is not None and not 1 <= opts.share <= MAX_SHARE:
+        p.error(f"--share must be from 1 to {MAX_SHARE}, got {opts.share}")
+    if opts.share is not None and opts.url is not None:
+        p.error("--share starts its own lab: give it or --url, not both")
     if opts.url is not None:
         try:
             opts.url = check_url(opts.url)
@@ -450,28 +604,40 @@ def result_dict(r: loadlib.Result) -> dict:
 def main(argv=None) -> int:
     opts = parse_args(argv)
     server = None
-    if opts.url is None:
-        server = Server(opts.model_args.split() if opts.model == "cli" else None)
+    train_args = opts.model_args.split() if opts.model == "cli" else None
+    if opts.share is not None:
+        server = SharedLab(opts.share, train_args)
+    elif opts.url is None:
+        server = Server(train_args)
     url = opts.url or server.url
-    pid = server.pid if server else listening_pid(urlsplit(url).port)
+    if server is not None:
+        processes = server.processes
+    else:
+        pid = listening_pid(urlsplit(url).port)
+        processes = Processes([pid], root=pid) if pid else None
     harness0 = time.process_time()
     try:
-        run = asyncio.run(run_class(url, pid, opts))
+        run = asyncio.run(run_class(url, processes, opts, warm_cookies=server.warm_cookies if server else ({},)))
     finally:
         if server is not None:
             server.stop()
     summary = summarise(run, opts.visitors)
-    report = {"config": {k: v for k, v in vars(opts).items()}, "url": url, "server_pid": pid,
+    pids = processes.servers if processes else []
+    report = {"config": {k: v for k, v in vars(opts).items()}, "url": url, "server_pids": pids,
               "complete": run["complete"], "seconds": run["seconds"],
               "harness_cpu_s": time.process_time() - harness0, **summary,
               "warmup": [result_dict(r) for r in run["warmup"]],
+              "results": [{"step": rnd["step"], "visitor": i, "server": run["servers"][i], **result_dict(r)}
+                          for rnd in run["rounds"] for i, r in zip(rnd["visitors"], rnd["results"])],
               "server_tracebacks": server.tracebacks() if server else None,
               "server_folder": str(server.folder) if server else None}
     if opts.json:
         print(json.dumps(report, indent=1, default=str))
     else:
-        print(f"{opts.visitors} visitors, spread {opts.spread:g} s, train {opts.train}, {url} "
-              f"(server pid {pid}); {run['seconds']:.0f} s; harness CPU {report['harness_cpu_s']:.1f} s")
+        lab = f"{opts.share} server(s) behind the proxy at " if opts.share else ""
+        print(f"{opts.visitors} visitors, spread {opts.spread:g} s, train {opts.train}, {lab}{url} "
+              f"(server pids {', '.join(map(str, pids)) or '?'}); {run['seconds']:.0f} s; "
+              f"harness CPU {report['harness_cpu_s']:.1f} s")
         if run["warmup"]:
             print("warm-up visitor: " + ", ".join(f"{r.name} {r.seconds:.2f} s" + (" FAILED" if r.failure else "")
                                                   for r in run["warmup"]))
@@ -479,7 +645,7 @@ def main(argv=None) -> int:
         if not run["complete"]:
             print(f"STOPPED at --time-limit {opts.time_limit:g} s")
         if report["server_tracebacks"]:
-            print(f"server log: {len(report['server_tracebacks'])} traceback(s), in {server.folder}/server.log")
+            print(f"server logs: {len(report['server_tracebacks'])} traceback(s), in {server.folder}")
     ok = run["complete"] and not summary["failures"]
     return 0 if ok else 1
 

@@ -7,9 +7,12 @@ bench/strokes.py (the Draw page's strokes); never the app. What the browser does
 client (checked against Chromium's own frames, tests/test_load.py):
 
 - Opening a URL: GET /_stcore/health and /_stcore/host-config, then the websocket (subprotocol
-  "streamlit"), then a BackMsg rerun_script whose ClientState holds the page's name from the path
-  ("Draw"; "" for Home), no widget states. A sidebar link sends the page's page_script_hash
-  (from new_session.app_pages) with no widget states and no query string.
+  "streamlit"), then a BackMsg rerun_script whose ClientState holds the page's name from the
+  path ("Draw"; "" for Home), no widget states. A sidebar link sends the page's
+  page_script_hash (from new_session.app_pages) with no widget states and no query string.
+- Cookies: what the responses set is sent back on every later request and on the websocket's
+  upgrade (behind mnistnet.share, the proxy's sticky cookie: a visitor stays on the server it
+  first reached, where its session and media are, as a browser does).
 - Every other rerun sends every widget's value, as the browser's widget manager holds them:
   what the visitor set, else what the element says (its value when set_value, else default);
   buttons, charts and components only once used. A button is trigger_value for one run.
@@ -36,6 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -71,10 +75,13 @@ class Result:
 
 
 class Visitor:
-    """A browser tab of one visitor; `await v.open("/")`, then actions, each a Result."""
+    """A browser tab of one visitor; `await v.open("/")`, then actions, each a Result.
+    `cookies` are what its browser holds before the first request (a proxy's sticky cookie
+    naming a server, to pin the visitor there); the responses' Set-Cookie add to them."""
 
-    def __init__(self, base_url: str, key: str, timeout: float = 60.0):
+    def __init__(self, base_url: str, key: str, timeout: float = 60.0, cookies: dict[str, str] | None = None):
         self.base, self.key, self.timeout = base_url.rstrip("/"), key, timeout
+        self.pinned = dict(cookies or {})
         self.results: list[Result] = []
         self.page_hash, self.main_hash, self.pages, self.query = "", "", {}, ""
         self.elements: dict[tuple, tuple] = {}  # delta path -> (run id, fragment id, Element)
@@ -92,14 +99,26 @@ class Visitor:
     # -- connection ------------------------------------------------------------------------
 
     async def connect(self) -> None:
+        # httpx's jar keeps the Set-Cookie of every response and sends it back, as a browser does
         self.http = httpx.AsyncClient(base_url=self.base, timeout=self.timeout,
                                       limits=httpx.Limits(max_connections=6))  # a browser's per host
+        for name, value in self.pinned.items():
+            self.http.cookies.set(name, value, domain=urlsplit(self.base).hostname)
         for path in ("/_stcore/health", "/_stcore/host-config"):
             (await self.http.get(path)).raise_for_status()
         ws_url = "ws" + self.base[4:] + "/_stcore/stream"
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None,
-                                           open_timeout=self.timeout, ping_interval=None)
+                                           open_timeout=self.timeout, ping_interval=None,
+                                           additional_headers={"Cookie": cookie} if cookie else None)
         self._reader = asyncio.create_task(self._read())
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The cookies this visitor's browser holds for the lab (name -> value)."""
+        if self.http is None:
+            return dict(self.pinned)
+        return {c.name: c.value for c in self.http.cookies.jar}
 
     async def close(self) -> None:
         if self.ws is not None:

@@ -1,6 +1,8 @@
 """The load harness (bench/load.py, bench/loadlib.py) held to the real thing: one simulated
 visitor and Chromium open the same pages of one server and see the same pages; three
-simulated visitors take every step of the class, training included, without a failure.
+simulated visitors take every step of the class, training included, without a failure; three
+more through `mnistnet.share`'s proxy keep its cookie, as browsers do, and so stay on their
+server (both servers serve someone).
 
 Figures (latency per page, both ways) go to artifacts/load_vs_chromium.json; no timed
 assertions.
@@ -18,6 +20,8 @@ from playwright.sync_api import sync_playwright
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from test_browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, settled, sidebar_link
+
+from mnistnet.share import haproxy_path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -172,7 +176,7 @@ def test_one_simulated_visitor_sees_what_chromium_sees(lab):
 def test_three_simulated_visitors_take_every_step(lab):
     opts = load.parse_args(["--visitors", "3", "--spread", "1", "--train", "3", "--train-size", "5000",
                             "--drawings", "2", "--watch", "90", "--no-warm-up", "--url", lab.url])
-    run = asyncio.run(load.run_class(lab.url, lab.pid, opts))
+    run = asyncio.run(load.run_class(lab.url, lab.processes, opts))
     summary = load.summarise(run, opts.visitors)
     assert run["complete"]
     assert not summary["failures"], summary["failures"]
@@ -182,3 +186,31 @@ def test_three_simulated_visitors_take_every_step(lab):
         assert actions[name]["n"] >= 3, (name, actions.get(name))
     assert actions["draw_stroke"]["n"] >= 6  # two digits each, one pen-up per stroke
     print(load.table(summary))
+
+
+@pytest.mark.skipif(haproxy_path() is None, reason="HAProxy is not installed: make proxy")
+def test_three_visitors_through_the_proxy_stick_to_two_servers():
+    """--share 2 (load.SharedLab): Home, Draw and one stroke, Analyze. A visitor's requests and
+    websocket carry the proxy's cookie; one that lost it would fetch its images from a server
+    that never made them (a 404, so a failure here)."""
+    lab = load.SharedLab(2, SMALL_MODEL)
+    try:
+        opts = load.parse_args(["--visitors", "3", "--spread", "1", "--drawings", "1", "--no-warm-up",
+                                "--timeout", "30", "--url", lab.url])
+        drawings = loadlib.class_drawings(3, seed=0)
+        plan = [("home", lambda v, i: v.open("/")), ("draw_open", lambda v, i: v.goto("Draw", "draw_open")),
+                ("draw_stroke", lambda v, i: v.stroke(drawings[i], 1)),
+                ("analyze_open", lambda v, i: v.goto("Analyze", "analyze_open"))]
+        run = asyncio.run(load.run_class(lab.url, lab.processes, opts, plan=plan, warm_cookies=lab.warm_cookies))
+    finally:
+        lab.stop()
+    summary = load.summarise(run, opts.visitors)
+    print(load.table(summary))
+    assert run["complete"]
+    assert not summary["failures"], summary["failures"]
+    assert {name: a["n"] for name, a in summary["actions"].items()} == {name: 3 for name, _ in plan}
+    assert set(run["servers"]) == set(lab.servers) == {"s1", "s2"}, run["servers"]  # each visitor's cookie
+    cpu = [sum(r["servers_cpu_s"][k] for r in run["rounds"]) for k in range(2)]  # during the class
+    assert all(c > 0 for c in cpu), cpu
+    assert lab.processes.proxy is not None and run["cpu"]["proxy_cpu_s"] >= 0
+    assert not lab.tracebacks(), lab.tracebacks()[0]
