@@ -171,14 +171,18 @@ class Share:
             time.sleep(1.0)
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        """The workers first (a worker whose scheduler has gone hangs in its close for 10 s),
+        then everything else."""
+        workers = [p for n, p in self.procs.items() if n.startswith("worker-")]
+        for group in (workers, [p for p in self.procs.values() if p not in workers]):
+            for p in group:
+                if p.poll() is None:
+                    p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
 
 
 def main(argv=None) -> int:

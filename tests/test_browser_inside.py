@@ -115,8 +115,10 @@ def test_undo_clear_and_pen_width(page, app_url):
     pad_stroke(page, DIGITS["1"])
     assert shown_digit(page) == "1"
     pad_stroke(page, [(95, 60), (180, 60)])  # a bar across the top: no longer a clean 1
+    expect(page.locator("#inside-digit")).not_to_have_text("1")
     page.locator("button.undo").click()
-    assert shown_digit(page) == "1"  # undo brings back exactly the first stroke's reading
+    # Undo brings back exactly the first stroke's reading (at the next animation frame: wait for it).
+    expect(page.locator("#inside-digit")).to_have_text("1")
     page.locator("button.clear").click()
     expect(page.locator("#inside-digit")).to_have_count(0)
     expect(page.locator("button.keep-it")).to_be_disabled()
@@ -225,3 +227,32 @@ def test_a_phone_draws_with_a_finger_and_nothing_runs_off_the_screen(browser, ap
         assert_no_exception(page)
     finally:
         ctx.close()
+
+
+def test_the_browser_keeps_the_weights_and_fetches_snapshots_only_for_the_slider(page, app_url):
+    """First visit: the model's bytes, not its snapshots. Moving the slider fetches them once.
+    A reload (a new session) gets neither again: the browser keeps both by model id."""
+    wire = Wire(page)
+    open_inside(page, app_url)
+    wire.settle(page)
+    first = wire.received
+    assert first > 4 * 784 * 256, f"only {first} bytes: the weights did not come"
+    slider = page.locator("input.epoch")
+    expect(slider).to_be_enabled()
+    n = int(slider.get_attribute("max"))
+    slider.fill("0")
+    expect(page.locator(".epoch-label")).to_contain_text("initial random weights", timeout=STEP_MS)
+    wire.settle(page)
+    snapshots = wire.received - first
+    assert snapshots > 2 * 784 * 256 * (n - 1), f"only {snapshots} bytes for {n} snapshots"
+    page.reload()
+    wire.received = 0
+    open_inside(page, app_url)
+    pad_stroke(page, DIGITS["7"])
+    assert shown_digit(page) == "7"
+    slider.fill("0")
+    expect(page.locator(".epoch-label")).to_contain_text("initial random weights", timeout=STEP_MS)
+    wire.settle(page)
+    print(f"Inside: first visit {first:,} bytes, snapshots {snapshots:,} bytes, a second visit {wire.received:,}")
+    assert wire.received < 200_000, f"a second visit took {wire.received:,} bytes"
+    assert_no_exception(page)

@@ -194,8 +194,9 @@ def test_the_page_runs_with_an_injected_model(tiny_mnist, tiny_model):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == ["Inside the network"]
-    model_id, model_bytes, snap_bytes, n = at.session_state[inside.PAYLOAD_KEY][1:]
-    assert model_bytes[:4] == b"MNIN" and snap_bytes is None and n == 0
+    p = at.session_state[inside.PAYLOAD_KEY]  # the page names the model; no bytes until the pad asks
+    assert p["id"] == inside.model_id(tiny_model) and p["snapshots"] == 0 and "model_bytes" not in p
+    assert p["id"] == inside.model_payload(tiny_model, tiny_mnist.test.images[:2])[0]
 
 
 @pytest.mark.parametrize("bad", [None, 42, "data:image/jpeg;base64,AAAA", "data:image/png;base64,!!!",

@@ -1,8 +1,10 @@
 // The Inside page's pad (ui/inside.py mounts it; ui/inside_math.js comes first in the same
-// module). Three mounts share one registry on `window`: two hidden ones carry the model and
-// its snapshots as bytes (decoded once per model id), the visible one draws. While the visitor
-// draws nothing goes to Python: each animation frame reads the pad, preprocesses, runs the
-// network and paints. Buffers are allocated per model, never per frame.
+// module). The visible mount draws; the model and its snapshots arrive as bytes through hidden
+// mounts, decoded once per model id into a registry on `window`. The browser keeps those bytes
+// in IndexedDB by model id: the pad asks Python for the model only when neither holds it, and
+// for the snapshots only when the epoch slider is first moved. While the visitor draws nothing
+// goes to Python: each animation frame reads the pad, preprocesses, runs the network and
+// paints. Buffers are allocated per model, never per frame.
 
 const REG = (window.__mnistnetInside ||= { models: new Map(), snaps: new Map(), pads: new Set(), strokes: [] });
 const PADS = new WeakMap(); // parentElement -> pad: Streamlit calls us again on every rerun
@@ -14,12 +16,49 @@ function peekHeader(bytes) {
   return JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + hlen)));
 }
 
-function receive(bytes) {
+// Payloads kept by the browser across visits, by "kind:model id" (at most IDB_KEEP of them).
+const IDB_KEEP = 8;
+const IDB = {
+  db: null,
+  open() {
+    return (this.db ||= new Promise((ok) => {
+      try {
+        const r = indexedDB.open("mnistnet-inside", 1);
+        r.onupgradeneeded = () => r.result.createObjectStore("payloads");
+        r.onsuccess = () => ok(r.result);
+        r.onerror = () => ok(null);
+      } catch (e) { ok(null); } // no IndexedDB (a private window, say): the server sends them
+    }));
+  },
+  async get(key) {
+    const db = await this.open();
+    if (!db) return null;
+    return new Promise((ok) => {
+      try {
+        const q = db.transaction("payloads").objectStore("payloads").get(key);
+        q.onsuccess = () => ok(q.result || null);
+        q.onerror = () => ok(null);
+      } catch (e) { ok(null); }
+    });
+  },
+  async put(key, buffer) {
+    const db = await this.open();
+    if (!db) return;
+    try {
+      const s = db.transaction("payloads", "readwrite").objectStore("payloads");
+      const n = s.count();
+      n.onsuccess = () => { if (n.result >= IDB_KEEP) s.clear(); s.put(buffer, key); };
+    } catch (e) { /* full or refused: the server sends them next time */ }
+  },
+};
+
+function receive(bytes, fromCache) {
   const head = peekHeader(bytes);
   const store = head.kind === "snapshots" ? REG.snaps : REG.models;
   if (store.has(head.id)) return; // a rerun sends the same bytes again: decoded already
   const decoded = decodePayload(bytes);
   store.set(head.id, decoded);
+  if (!fromCache) IDB.put(`${head.kind}:${head.id}`, bytes.slice().buffer); // a copy: the view may be unaligned
   while (store.size > 2) store.delete(store.keys().next().value); // the last two models only
   for (const pad of REG.pads) pad.refresh();
 }
@@ -107,7 +146,18 @@ function makePad(parent) {
   const galleryCanvas = $(".gallery"), galleryCtx = galleryCanvas.getContext("2d");
   const incoming = $(".incoming"), contribCtx = $(".contrib").getContext("2d");
 
-  let meta = null, trigger = null, model = null, snaps = null;
+  let meta = null, trigger = null, model = null, snaps = null, pendingPos = null;
+  const asked = new Set();
+  // The model's or its snapshots' bytes: from this page's registry, else the browser's cache,
+  // else asked of Python (which mounts them, hidden, on the fragment's rerun).
+  async function want(kind) {
+    const id = meta.model, key = `${kind}:${id}`;
+    if ((kind === "model" ? REG.models : REG.snaps).has(id) || asked.has(key)) return;
+    asked.add(key);
+    const cached = await IDB.get(key);
+    if (cached) { receive(new Uint8Array(cached), true); return; }
+    if (trigger) trigger("need", { kind, id, nonce: `${Date.now()}-${Math.random()}` });
+  }
   let nets = [], netIndex = -1, net = null, dead = [], pre = null;
   let layerViews = [], atlas = null, order = null, selected = null;
   let digit = null, best = -1, labelTouched = false, nonce = null, keeping = false, keptLabel = null;
@@ -194,7 +244,12 @@ function makePad(parent) {
     keepText();
     trigger("keep", { png: pad.toDataURL("image/png"), label: Number(labelSel.value), shown: best, nonce });
   });
-  epochInput.addEventListener("input", () => useNet(Number(epochInput.value)));
+  epochInput.addEventListener("input", () => {
+    if (snaps) { useNet(Number(epochInput.value)); return; }
+    pendingPos = Number(epochInput.value); // replayed once the snapshots arrive
+    epochLabel.textContent = "Loading the training replay...";
+    want("snapshots");
+  });
 
   // -- the model ----------------------------------------------------------------------------
   function refresh() {
@@ -205,7 +260,7 @@ function makePad(parent) {
     if (s !== snaps) { snaps = s; setupEpochs(); }
   }
   function setModel(m) {
-    model = m; selected = null; netIndex = -1; // another model: start afresh
+    model = m; selected = null; netIndex = -1; pendingPos = null; // another model: start afresh
     const h = m.header;
     pre = makePreprocessor(SIZE, SIZE, h.preprocess);
     nets = [makeNetwork(h.sizes, h.mean, h.std, m.weights, m.biases)];
@@ -230,12 +285,20 @@ function makePad(parent) {
     }
     box.classList.remove("none");
     epochInput.hidden = false;
-    if (!snaps) { epochLabel.textContent = "Loading the training replay..."; epochInput.disabled = true; return; }
-    const n = snaps.snapshots.length;
     epochInput.disabled = false;
+    const n = snaps ? snaps.snapshots.length : meta.snapshots;
     epochInput.max = String(n);
-    epochInput.value = String(n);
-    useNet(n);
+    if (!snaps) { // fetched when the slider first moves
+      if (pendingPos === null) {
+        epochInput.value = String(n);
+        epochLabel.textContent = `Through training: now, the current model (slide left to replay the ${n} snapshots)`;
+      }
+      return;
+    }
+    const pos = pendingPos === null ? n : pendingPos;
+    pendingPos = null;
+    epochInput.value = String(pos);
+    useNet(pos, true);
   }
   function epochText(e) {
     if (e === 0) return "the initial random weights (before any training)";
@@ -520,6 +583,7 @@ function makePad(parent) {
     if (first) repaintPad();
     refresh();
     if (!model) reading.textContent = "Loading the network...";
+    if (!REG.models.has(meta.model)) want("model");
     keepText();
     if (meta.snapshots && !snaps) setupEpochs();
   }

@@ -69,6 +69,16 @@ def dead_units(model: MLP, images: np.ndarray) -> list[list[int]]:
     return dead
 
 
+def model_id(model: MLP) -> str:
+    """16 hex digits of the SHA-256 of the model's float32 weights and biases, in payload order:
+    the name the browser keeps its payloads under."""
+    h = hashlib.sha256()
+    for W, b in zip(model.weights, model.biases):
+        for a in (W, b):
+            h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
 def model_payload(model: MLP, images: np.ndarray) -> tuple[str, bytes]:
     """The model for the browser -> (its id: 16 hex digits of the SHA-256 of its weights, bytes).
 
@@ -80,7 +90,7 @@ def model_payload(model: MLP, images: np.ndarray) -> tuple[str, bytes]:
     for W, b in zip(model.weights, model.biases):
         (w_spec, b_spec), offset = _array_spec([W, b], np.float32, body, offset)
         layers.append({"w": w_spec, "b": b_spec})
-    digest = hashlib.sha256(b"".join(body)).hexdigest()[:16]
+    digest = model_id(model)
     header = {"kind": "model", "id": digest, "sizes": list(model.layer_sizes), "mean": model.input_mean,
               "std": model.input_std, "layers": layers, "dead": dead_units(model, images),
               "preprocess": {"box": drawing.BOX, "field": drawing.FIELD, "centre": drawing.CENTRE,
@@ -104,37 +114,50 @@ def snapshot_payload(model_id: str, model: MLP, snapshots, images: np.ndarray) -
     return _pack({"kind": "snapshots", "id": model_id, "snapshots": entries}, body)
 
 
-def _payloads(entry: session.ModelEntry) -> tuple[str, bytes, bytes | None, int]:
-    """(model id, model bytes, snapshot bytes or None, snapshot count), built once per model and session."""
+def _payloads(entry: session.ModelEntry) -> dict:
+    """{"id": the model's id (model_payload's), "snapshots": how many} and, built when first
+    asked for, "model_bytes" and "snapshots_bytes": once per model and session."""
     cached = st.session_state.get(PAYLOAD_KEY)
-    if cached is not None and cached[0] is entry.model:
-        return cached[1:]
-    images = views.data().test.images[:DEAD_SAMPLE]
-    model_id, model_bytes = model_payload(entry.model, images)
-    snaps = session.current_snapshots()
-    snap_bytes = snapshot_payload(model_id, entry.model, snaps, images) if snaps else None
-    st.session_state[PAYLOAD_KEY] = (entry.model, model_id, model_bytes, snap_bytes, len(snaps))
-    return model_id, model_bytes, snap_bytes, len(snaps)
+    if cached is not None and cached["entry"] is entry.model:
+        return cached
+    cached = {"entry": entry.model, "id": model_id(entry.model), "snapshots": len(session.current_snapshots())}
+    st.session_state[PAYLOAD_KEY] = cached
+    return cached
+
+
+def _bytes_for(entry: session.ModelEntry, kind: str) -> bytes | None:
+    """The payload the pad asked for ("model" or "snapshots"), built once per session."""
+    p, key = _payloads(entry), f"{kind}_bytes"
+    if key not in p:
+        images = views.data().test.images[:DEAD_SAMPLE]
+        if kind == "model":
+            p[key] = model_payload(entry.model, images)[1]
+        else:
+            snaps = session.current_snapshots()
+            p[key] = snapshot_payload(p["id"], entry.model, snaps, images) if snaps else None
+    return p[key]
 
 
 def show(entry: session.ModelEntry) -> None:
-    """The pad and everything it shows, for `entry`'s model."""
-    model_id, model_bytes, snap_bytes, n_snaps = _payloads(entry)
-    with views.hidden("inside-model"):
-        _component(key="inside.model", data=model_bytes, height="content")
-    _pad(entry, {"model": model_id, "snapshots": n_snaps, "pad": PAD,
-                 "no_snapshots": None if n_snaps else (
+    """The pad and everything it shows, for `entry`'s model. The bytes of the model and its
+    snapshots go to the browser only when the pad asks for them (it keeps them by model id)."""
+    p = _payloads(entry)
+    _pad(entry, {"model": p["id"], "snapshots": p["snapshots"], "pad": PAD,
+                 "no_snapshots": None if p["snapshots"] else (
                      "This model has no training snapshots (it came from a file without them, or was "
                      "trained before snapshots were kept), so there is nothing to replay.")})
-    if snap_bytes is not None:  # after the pad: the pad works while these bytes arrive
-        with views.hidden("inside-snapshots"):
-            _component(key="inside.snapshots", data=snap_bytes, height="content")
 
 
 @st.fragment
 def _pad(entry: session.ModelEntry, meta: dict) -> None:
     result = _component(key="inside.pad", data={**meta, "kept": st.session_state.get(KEPT_KEY)},
-                        on_keep_change=_noop, height="content")
+                        on_keep_change=_noop, on_need_change=_noop, height="content")
+    need = getattr(result, "need", None)
+    if isinstance(need, dict) and need.get("id") == meta["model"] and need.get("kind") in ("model", "snapshots"):
+        data = _bytes_for(entry, need["kind"])
+        if data is not None:  # mounted for this run of the fragment only: the browser keeps it
+            with views.hidden("inside-data"):
+                _component(key=f"inside.{need['kind']}", data=data, height="content")
     request = getattr(result, "keep", None)
     if request:
         _keep(entry, request)
