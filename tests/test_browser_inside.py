@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import test_browser
 from playwright.sync_api import Page, expect
-from test_browser import DIGITS, STEP_MS, VIEWPORT, assert_no_exception, ensure_model, sidebar_link
+from test_browser import DIGITS, STEP_MS, VIEWPORT, assert_no_exception, ensure_model, sidebar_link, touch_stroke
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "inside"
@@ -187,21 +187,6 @@ def test_a_unit_opens_and_the_epoch_slider_replays_training(page, app_url):
 PHONE = {"width": 390, "height": 844}
 
 
-def touch_stroke(page: Page, points, step: float = 6) -> None:
-    """One finger stroke on the pad through `points` (pad pixels 0..280), as real touch events."""
-    box = page.locator("canvas.pad").bounding_box()
-    cdp = page.context.new_cdp_session(page)
-    at = [(box["x"] + x, box["y"] + y) for x, y in points]
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": at[0][0], "y": at[0][1]}]})
-    for (xa, ya), (xb, yb) in zip(at, at[1:]):
-        n = max(2, int(math.hypot(xb - xa, yb - ya) / step))
-        for k in range(1, n + 1):
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [
-                {"x": xa + (xb - xa) * k / n, "y": ya + (yb - ya) * k / n}]})
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    cdp.detach()
-
-
 def sideways(page: Page) -> int:
     """How many CSS pixels the page is wider than the screen (0: it does not scroll sideways)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -212,7 +197,7 @@ def test_a_phone_draws_with_a_finger_and_nothing_runs_off_the_screen(browser, ap
     try:
         page = ctx.new_page()
         open_inside(page, app_url)
-        touch_stroke(page, DIGITS["7"])
+        touch_stroke(page, page.locator("canvas.pad"), DIGITS["7"])
         assert shown_digit(page) == "7"
         assert sideways(page) == 0, "the Inside page is wider than a phone's screen"
         gallery = page.locator("canvas.gallery")

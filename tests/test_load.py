@@ -188,11 +188,11 @@ def test_three_simulated_visitors_take_every_step(lab):
     print(load.table(summary))
 
 
-@pytest.mark.skipif(haproxy_path() is None, reason="HAProxy is not installed: make proxy")
 def test_three_visitors_through_the_proxy_stick_to_two_servers():
     """--share 2 (load.SharedLab): Home, Draw and one stroke, Analyze. A visitor's requests and
     websocket carry the proxy's cookie; one that lost it would fetch its images from a server
     that never made them (a 404, so a failure here)."""
+    assert haproxy_path() is not None, "HAProxy is not installed: run `make proxy` (make test does)"
     lab = load.SharedLab(2, SMALL_MODEL)
     try:
         opts = load.parse_args(["--visitors", "3", "--spread", "1", "--drawings", "1", "--no-warm-up",
