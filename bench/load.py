@@ -13,6 +13,8 @@ starting evenly over --spread seconds, and the next step starts when all are don
     draw_clear      the Clear button                           from bench/strokes.py)
     analyze_open    the Analyze page              analyze_cell a click on the confusion matrix
     inside_open     the Inside page               train_open   the Train page
+    runs_open       the Runs page                 data_open    the Data page
+    sweep_open      the Sweep page
     train_start     the first --train visitors click Start on the seed preset, then watch:
     train_poll      each rerun of the page's live fragments until the run ends (--watch s)
 
@@ -374,7 +376,10 @@ def steps(opts, drawings) -> list[tuple[str, callable]]:
     out += [("analyze_open", lambda v, i: v.goto("Analyze", "analyze_open")),
             ("analyze_cell", lambda v, i: v.select_cell(*CELLS[i % len(CELLS)])),
             ("inside_open", lambda v, i: v.goto("Inside", "inside_open")),
-            ("train_open", lambda v, i: v.goto("Train", "train_open"))]
+            ("train_open", lambda v, i: v.goto("Train", "train_open")),
+            ("runs_open", lambda v, i: v.goto("Runs", "runs_open")),
+            ("data_open", lambda v, i: v.goto("Data", "data_open")),
+            ("sweep_open", lambda v, i: v.goto("Sweep", "sweep_open"))]
     if opts.train:
         out.append(("train", lambda v, i: train_step(v, opts) if i < opts.train else asyncio.sleep(0)))
     return out
@@ -425,7 +430,7 @@ async def warm_up(url: str, opts, drawing, cookies: dict[str, str], first: bool)
             return v.results
         await v.goto("Draw", "draw_open")
         await draw_step(v, drawing, 0.0)
-        for page in ("Analyze", "Inside", "Train"):
+        for page in ("Analyze", "Inside", "Train", "Runs", "Data", "Sweep"):
             await v.goto(page, page.lower() + "_open")
         return v.results
     finally:

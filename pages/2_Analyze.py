@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from mnistnet import metrics
-from ui import figures, session, views
+from ui import figcache, session, views
 
 GALLERY_MAX = 60
 
@@ -33,7 +33,7 @@ selected = views.selected_cell()
 left, right = st.columns(2, gap="large")
 with left:
     normalise = st.toggle("Row-normalised (% of each true digit)", key="analyze.normalise")
-    st.plotly_chart(figures.confusion_figure(cm, normalise, selected), key="analyze.cm",
+    st.plotly_chart(figcache.confusion_figure(entry.key, cm, normalise, selected), key="analyze.cm",
                     on_select=on_cell_click, selection_mode="points", width="stretch",
                     config={"displayModeBar": False})
     st.caption("Rows: the true digit. Columns: what the network said. Click a cell to see its images.")

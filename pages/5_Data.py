@@ -33,9 +33,7 @@ split = store.load_split("mnist" if source == "mnist" else "user", source=source
 if len(split) == 0:
     st.info(f"No {source} samples of the digit {digit} yet.")
 else:
-    cols = st.columns(10)
-    for i, img in enumerate(split.images):
-        cols[i % 10].image(views.digit_image(img, 2), width="stretch")
+    st.image(views.digit_grid(split.images, per_row=10, scale=2), width="stretch")
     st.caption(f"The first {len(split)} of {counts.get((source, digit), 0):,}.")
 
 st.subheader("Upload your own digits")

@@ -182,7 +182,8 @@ def test_three_simulated_visitors_take_every_step(lab):
     assert not summary["failures"], summary["failures"]
     actions = summary["actions"]
     for name in ("home", "draw_open", "draw_stroke", "draw_clear", "analyze_open", "analyze_cell",
-                 "inside_open", "train_open", "train_size", "train_start", "train_run"):
+                 "inside_open", "train_open", "runs_open", "data_open", "sweep_open", "train_size", "train_start",
+                 "train_run"):
         assert actions[name]["n"] >= 3, (name, actions.get(name))
     assert actions["draw_stroke"]["n"] >= 6  # two digits each, one pen-up per stroke
     print(load.table(summary))

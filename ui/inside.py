@@ -3,7 +3,7 @@
 side: the payloads that carry the model and its training snapshots to the browser, and "Keep
 it", which stores a drawing the way the Draw page does (ui/mydigits.py).
 
-Imports streamlit, numpy, Pillow, mnistnet and the ui layers below (session, views, mydigits).
+Imports streamlit, numpy, Pillow, mnistnet and the ui layers below (resources, session, views, mydigits).
 
 The browser gets the weights once per page load as float32 bytes (the snapshots as the float16
 they are stored in) from two hidden mounts of the component; the visible pad lives in a
@@ -25,7 +25,7 @@ import streamlit as st
 from PIL import Image
 
 from mnistnet import MLP, drawing, preprocess_drawing
-from ui import mydigits, session, views
+from ui import mydigits, resources, session, views
 
 HERE = Path(__file__).parent
 MAGIC, VERSION = b"MNIN", 1  # the payload format, read by decodePayload in ui/inside_math.js
@@ -126,16 +126,29 @@ def _payloads(entry: session.ModelEntry) -> dict:
 
 
 def _bytes_for(entry: session.ModelEntry, kind: str) -> bytes | None:
-    """The payload the pad asked for ("model" or "snapshots"), built once per session."""
+    """The payload the pad asked for ("model" or "snapshots"): built once per stored model and
+    process (every visitor's browser asks for the same bytes), once per session for an injected one."""
+    views.data()  # loaded (with its progress shown) before any cached build reads it
+    if entry.key is not None and session.INJECT_KEY not in st.session_state:
+        return _stored_bytes(entry.key, kind, entry.model)
     p, key = _payloads(entry), f"{kind}_bytes"
     if key not in p:
-        images = views.data().test.images[:DEAD_SAMPLE]
-        if kind == "model":
-            p[key] = model_payload(entry.model, images)[1]
-        else:
-            snaps = session.current_snapshots()
-            p[key] = snapshot_payload(p["id"], entry.model, snaps, images) if snaps else None
+        p[key] = _build(entry.model, p["id"], kind, session.current_snapshots)
     return p[key]
+
+
+@st.cache_resource(max_entries=resources.MODELS_KEPT, show_spinner=False)
+def _stored_bytes(key: tuple[int, str], kind: str, _model: MLP) -> bytes | None:
+    return _build(_model, model_id(_model), kind, lambda: resources.store().model_snapshots(key[0]))
+
+
+def _build(model: MLP, payload_id: str, kind: str, snapshots) -> bytes | None:
+    """model_payload's or snapshot_payload's bytes (None: no snapshots); snapshots() lists them."""
+    images = session.data().test.images[:DEAD_SAMPLE]
+    if kind == "model":
+        return model_payload(model, images)[1]
+    snaps = snapshots()
+    return snapshot_payload(payload_id, model, snaps, images) if snaps else None
 
 
 def show(entry: session.ModelEntry) -> None:

@@ -1,6 +1,7 @@
-"""Cached resources, one per server process: the store, the training cluster and MNIST.
+"""Cached resources, one per server process: the store, the training cluster, MNIST, and what
+every visitor of a stored model shares (the model, its test-set probabilities).
 
-The bottom layer of ui/: imports streamlit, threadpoolctl and mnistnet only. Getters have no
+The bottom layer of ui/: imports numpy, streamlit, threadpoolctl and mnistnet only. Getters have no
 side effects beyond making the resource once.
 """
 
@@ -10,6 +11,7 @@ import logging
 import threading
 import time
 
+import numpy as np
 import streamlit as st
 from threadpoolctl import threadpool_limits
 
@@ -133,4 +135,34 @@ def mnist(report=None):
     return d.mnist
 
 
-__all__ = ["store", "trainer", "mnist", "DataError", "Trainer"]
+# A class shares one or two models: each is loaded and evaluated once per process, not once per
+# visitor (8 entries bound the memory to 8 of the largest allowed models). Keyed by id and
+# content: a store upgraded from before schema 3 (SQLite) may give a deleted model's id to a new
+# one. Streamlit computes one key once (the other sessions wait for it).
+MODELS_KEPT = 8
+
+
+def _read_only(arrays) -> None:
+    for a in arrays:
+        a.flags.writeable = False
+
+
+@st.cache_resource(max_entries=MODELS_KEPT, show_spinner=False)
+def model(model_id: int, sha256: str):
+    """The stored model `model_id` (content `sha256`), one read-only copy for every session: its
+    arrays refuse writes (nothing in the server trains; a stray write raises)."""
+    m = store().load_model(model_id)
+    _read_only([*m.weights, *m.biases])
+    return m
+
+
+@st.cache_resource(max_entries=MODELS_KEPT, show_spinner=False)
+def test_probabilities(model_id: int, sha256: str, _model) -> np.ndarray:
+    """(n_test, 10) float32 read-only test-set probabilities of the stored model `model_id`
+    (`_model`, as `model()` returns it), computed once per process."""
+    probs = _model.predict_proba(mnist().test.images)
+    probs.flags.writeable = False
+    return probs
+
+
+__all__ = ["store", "trainer", "mnist", "model", "test_probabilities", "DataError", "Trainer"]

@@ -2,8 +2,9 @@
 
 Imports streamlit, numpy, mnistnet, ui.identity and ui.resources. The current model lives in
 the store (per owner), so it comes back after any reload, on any page, in any tab. A session
-keeps only caches: the loaded model, its snapshots and its test-set probabilities. Getters have no side
-effects but these caches.
+keeps only caches: its current model's snapshots, and an injected model's test-set probabilities;
+a stored model and its probabilities are shared by every session (ui.resources). Getters have no
+side effects but these caches.
 
 Tests inject small data and a model through `st.session_state[INJECT_KEY]` (an `Injected`),
 so an AppTest run never loads MNIST or trains.
@@ -21,9 +22,8 @@ from mnistnet.snapshots import Snapshot
 from ui import identity, resources
 
 INJECT_KEY = "mnistnet.inject"
-LOADED_KEY = "session.loaded"  # (model id, MLP): the last model loaded from the store
-PREDICTIONS_KEY = "session.predictions"  # (MLP, (n, 10) float32 test probabilities)
-SNAPSHOTS_KEY = "session.snapshots"  # (model key as in LOADED_KEY, [Snapshot]): the last model's
+PREDICTIONS_KEY = "session.predictions"  # (MLP, (n, 10) float32 test probabilities) of an injected model
+SNAPSHOTS_KEY = "session.snapshots"  # (ModelEntry.key, [Snapshot]): the last model's
 DEFAULT_RUN = "default_run"  # meta key: the run that trains the store's default model
 SERVER_OWNER = "mnistnet"  # owns the default model's run: no visitor can stop or delete it
 
@@ -44,6 +44,7 @@ class ModelEntry:
     source: str
     model_id: int | None = None
     test_accuracy: float | None = None
+    key: tuple[int, str] | None = None  # (model id, content SHA-256) of a stored model
 
 
 def owner() -> str | None:
@@ -60,16 +61,10 @@ def data_ready() -> bool:
     return INJECT_KEY in st.session_state or resources.mnist_loaded()
 
 
-def _load(model_id: int) -> MLP:
-    # Keyed by id and content: a store upgraded from before schema 3 (SQLite) may give a
-    # deleted model's id to a new one.
+def _entry(model_id: int, source: str, test_accuracy: float | None) -> ModelEntry:
+    """The stored model `model_id` (shared, read-only: ui.resources.model) as an entry."""
     key = (model_id, resources.store().model_sha256(model_id))
-    cached = st.session_state.get(LOADED_KEY)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    model = resources.store().load_model(model_id)
-    st.session_state[LOADED_KEY] = (key, model)
-    return model
+    return ModelEntry(resources.model(*key), source, model_id, test_accuracy, key)
 
 
 def default_run() -> dict | None:
@@ -82,9 +77,8 @@ def default_entry() -> ModelEntry | None:
     run = default_run()
     if run is None or run["status"] != "finished" or run["model_id"] is None:
         return None
-    return ModelEntry(_load(run["model_id"]), f"the default model (the seed network on drawn-like digits), "
-                      f"trained once for this lab (run #{run['id']}) and shared by everyone using it", run["model_id"],
-                      run["test_accuracy"])
+    return _entry(run["model_id"], f"the default model (the seed network on drawn-like digits), "
+                  f"trained once for this lab (run #{run['id']}) and shared by everyone using it", run["test_accuracy"])
 
 
 def current() -> ModelEntry | None:
@@ -96,7 +90,7 @@ def current() -> ModelEntry | None:
         return ModelEntry(inj.model, "a model injected by a test") if inj.model is not None else None
     if row is None:
         return default_entry()
-    return ModelEntry(_load(row["model_id"]), row["source"], row["model_id"], row["test_accuracy"])
+    return _entry(row["model_id"], row["source"], row["test_accuracy"])
 
 
 def current_snapshots() -> list[Snapshot]:
@@ -107,7 +101,7 @@ def current_snapshots() -> list[Snapshot]:
     entry = current()
     if entry is None or entry.model_id is None:
         return []
-    key = (entry.model_id, resources.store().model_sha256(entry.model_id))
+    key = entry.key
     cached = st.session_state.get(SNAPSHOTS_KEY)
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -121,7 +115,10 @@ def set_current(model_id: int, source: str, test_accuracy: float | None = None) 
 
 
 def test_probabilities(entry: ModelEntry) -> np.ndarray:
-    """(n_test, 10) float32 probabilities of `entry`'s model on the test set, kept per session."""
+    """(n_test, 10) float32 probabilities of `entry`'s model on the test set: read-only and shared
+    by every session for a stored model, kept per session for an injected one."""
+    if entry.key is not None and INJECT_KEY not in st.session_state:
+        return resources.test_probabilities(*entry.key, entry.model)
     cached = st.session_state.get(PREDICTIONS_KEY)
     if cached is not None and cached[0] is entry.model:
         return cached[1]

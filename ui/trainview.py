@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mnistnet import TrainConfig
-from ui import figures, forms, jobs
+from ui import figcache, forms, jobs
 
 FORM_KEY = "train.form"
 W = "train.w."  # prefix of the form's widget keys
@@ -193,31 +193,21 @@ def progress(snap: jobs.Snapshot) -> None:
                    + " (training plus measuring the three sets)")
 
 
-FIGS_KEY = "train.figures"
-
-
 def _extent(snap: jobs.Snapshot) -> int | None:
     """Epochs the x axes span: the whole run while it goes on, what it did once it ended."""
     return snap.config["epochs"] if snap.running else None
 
 
 def _epoch_figures(snap: jobs.Snapshot) -> list:
-    """Accuracy and per-digit error figures, rebuilt only when an epoch ends.
+    """Accuracy and per-digit error figures, rebuilt only when an epoch ends, shared by every
+    visitor of the run (ui.figcache).
 
     A chart whose figure is unchanged keeps its element in the browser; a changed one is
     drawn anew, which costs Chromium without a GPU a good share of a core: taken from the
     training when the browser runs on the same machine.
     """
-    key = (snap.id, len(snap.epochs), snap.status)
-    cached = st.session_state.get(FIGS_KEY)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    args = (snap.batch_losses, snap.n_train, _extent(snap))
-    figs = [figures.accuracy_figure(snap.epochs, *args),
-            figures.digit_errors_figure(snap.epochs, "test", *args),
-            figures.digit_errors_figure(snap.epochs, "train", *args)]
-    st.session_state[FIGS_KEY] = (key, figs)
-    return figs
+    key = (snap.id, snap.started, len(snap.epochs), snap.status)  # id and start: one run in any store
+    return figcache.epoch_figures(key, snap.epochs, snap.batch_losses, snap.n_train, _extent(snap))
 
 
 def charts(snap: jobs.Snapshot) -> None:
@@ -225,7 +215,8 @@ def charts(snap: jobs.Snapshot) -> None:
     test and the training set."""
     if not snap.batch_losses:
         return
-    loss = figures.loss_figure(snap.epochs, snap.batch_losses, snap.n_train, _extent(snap))
+    key = (snap.id, snap.started, len(snap.batch_losses), len(snap.epochs), snap.status)
+    loss = figcache.loss_figure(key, snap.epochs, snap.batch_losses, snap.n_train, _extent(snap))
     accuracy, test_errors, train_errors = _epoch_figures(snap)
     plot = dict(width="stretch", config={"displayModeBar": False})
     c1, c2 = st.columns(2)
