@@ -48,7 +48,7 @@ def preload_answer():
     views.preload_charts(figures.probability_figure(np.full(10, 0.1, dtype=np.float32)))
     with views.hidden("draw-preload"):
         st.markdown("<span>0</span>", unsafe_allow_html=True)
-        st.image(views.digit_image(np.zeros((28, 28), np.uint8), 1))
+        st.image(views.digit_image(np.zeros((28, 28), np.uint8), 1), output_format="PNG")
         st.selectbox("preload", [0], key="draw.preload", label_visibility="collapsed")
 
 
@@ -69,7 +69,7 @@ def read(entry, reading):
                     f"<span id='predicted-digit' style='{big}'>{best}</span>"
                     f" with {100 * probs[best]:.1f}% confidence</div>", unsafe_allow_html=True)
     st.plotly_chart(figures.probability_figure(probs), width="stretch", config={"displayModeBar": False})
-    st.image(views.digit_image(digit, 5), caption="What the network sees: 28 x 28 pixels")
+    st.image(views.digit_image(digit, 5), caption="What the network sees: 28 x 28 pixels", output_format="PNG")
     mydigits.correction_row(digit, probs, entry)
 
 

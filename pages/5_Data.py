@@ -33,7 +33,7 @@ split = store.load_split("mnist" if source == "mnist" else "user", source=source
 if len(split) == 0:
     st.info(f"No {source} samples of the digit {digit} yet.")
 else:
-    st.image(views.digit_grid(split.images, per_row=10, scale=2), width="stretch")
+    st.image(views.digit_grid(split.images, per_row=10, scale=2), width="stretch", output_format="PNG")
     st.caption(f"The first {len(split)} of {counts.get((source, digit), 0):,}.")
 
 st.subheader("Upload your own digits")

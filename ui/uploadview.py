@@ -57,7 +57,7 @@ def previews(files, result: list[Prepared]) -> dict[str, int | None]:
                 if p.error is not None:
                     st.caption(f"{md(f.name)}: not usable")
                     continue
-                st.image(views.digit_image(p.images[0], 3), width=84)
+                st.image(views.digit_image(p.images[0], 3), width=84, output_format="PNG")
                 labels[f.file_id] = st.selectbox("Digit", list(range(10)), index=None, key=f"data.label.{f.file_id}",
                                                  placeholder="which digit?")
     for f, p in zip(files, result):
@@ -66,5 +66,5 @@ def previews(files, result: list[Prepared]) -> dict[str, int | None]:
                        f"{min(len(p.labels), PREVIEW_ZIP)}:")
             cols = st.columns(PREVIEW_ZIP)
             for col, img, d in zip(cols, p.images[:PREVIEW_ZIP], p.labels[:PREVIEW_ZIP]):
-                col.image(views.digit_image(img, 2), caption=str(d), width="stretch")
+                col.image(views.digit_image(img, 2), caption=str(d), width="stretch", output_format="PNG")
     return labels
