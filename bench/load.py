@@ -17,6 +17,7 @@ starting evenly over --spread seconds, and the next step starts when all are don
     sweep_open      the Sweep page
     train_start     the first --train visitors click Start on the seed preset, then watch:
     train_poll      each rerun of the page's live fragments until the run ends (--watch s)
+    draw_stroke_t   meanwhile the others draw on Draw again (draw_open_t, draw_clear_t)
 
 Per action: latency from the BackMsg sent to the script_finished ending it (the identity run
 included on home), failures (an exception element, a timeout, a closed socket), bytes received
@@ -329,13 +330,24 @@ def cpu_delta(before: dict, after: dict) -> dict:
 
 # -- the class -------------------------------------------------------------------------------
 
-async def draw_step(v: loadlib.Visitor, drawing, pause: float) -> None:
+async def draw_step(v: loadlib.Visitor, drawing, pause: float, name: str = "draw_stroke") -> None:
     for k in range(1, len(drawing.strokes) + 1):
-        res = await v.stroke(drawing, k)
+        res = await v.stroke(drawing, k, name)
         if res.failure:
             return
         if k < len(drawing.strokes):
             await asyncio.sleep(pause)  # the pen moves to the next stroke
+
+
+async def draw_while_training(v: loadlib.Visitor, i: int, opts, drawings) -> None:
+    """A visitor who does not train goes back to Draw and draws --drawings digits while the
+    others' runs train (their actions: draw_open_t, draw_stroke_t, draw_clear_t)."""
+    await asyncio.sleep(2.0)  # the trainers' Start first
+    await v.goto("Draw", "draw_open_t")
+    for k in range(opts.drawings):
+        await draw_step(v, drawings[(i * opts.drawings + k + 1) % len(drawings)], opts.think, "draw_stroke_t")
+        if k < opts.drawings - 1:
+            await v.click("draw_clear_t", label="Clear")
 
 
 async def train_step(v: loadlib.Visitor, opts) -> None:
@@ -376,12 +388,13 @@ def steps(opts, drawings) -> list[tuple[str, callable]]:
     out += [("analyze_open", lambda v, i: v.goto("Analyze", "analyze_open")),
             ("analyze_cell", lambda v, i: v.select_cell(*CELLS[i % len(CELLS)])),
             ("inside_open", lambda v, i: v.goto("Inside", "inside_open")),
-            ("train_open", lambda v, i: v.goto("Train", "train_open")),
-            ("runs_open", lambda v, i: v.goto("Runs", "runs_open")),
+            ("train_open", lambda v, i: v.goto("Train", "train_open"))]
+    if opts.train:  # on the Train page: Start, then watch; the others draw meanwhile
+        out.append(("train", lambda v, i: train_step(v, opts) if i < opts.train else
+                    draw_while_training(v, i, opts, drawings)))
+    out += [("runs_open", lambda v, i: v.goto("Runs", "runs_open")),
             ("data_open", lambda v, i: v.goto("Data", "data_open")),
             ("sweep_open", lambda v, i: v.goto("Sweep", "sweep_open"))]
-    if opts.train:
-        out.append(("train", lambda v, i: train_step(v, opts) if i < opts.train else asyncio.sleep(0)))
     return out
 
 

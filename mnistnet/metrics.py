@@ -30,6 +30,9 @@ class Evaluator:
 
     def __init__(self, model: MLP, chunk: int = 10000):
         self.model, self.chunk = model, chunk
+        if not isinstance(model, MLP):  # a Net (mnistnet.net): its own layers, its own chunks
+            self.acts = None
+            return
         dtype = model.weights[0].dtype  # float32 (float64 only in gradient checks)
         self.acts = [np.empty((chunk, s), dtype=dtype) for s in model.layer_sizes[1:]]  # (chunk, size)
 
@@ -46,7 +49,9 @@ class Evaluator:
         for start in range(0, n, self.chunk):
             h = Xs[start:start + self.chunk]
             m = len(h)
-            for i, (W, b) in enumerate(zip(weights, biases)):
+            if self.acts is None:
+                h = self.model.logits(h)
+            for i, (W, b) in enumerate(zip(weights, biases) if self.acts is not None else ()):
                 out = self.acts[i][:m]
                 np.matmul(h, W, out=out)
                 out += b

@@ -60,7 +60,7 @@ def check_model_limits(layer_sizes) -> tuple[int, ...]:
 
 # Independent random streams derived from one seed: changing how much one of them draws (say,
 # turning on augmentation) leaves the others' numbers as they were.
-STREAMS = ("init", "shuffle", "augment")
+STREAMS = ("init", "shuffle", "augment", "dropout")
 
 
 def random_stream(seed: int, purpose: str) -> np.random.Generator:

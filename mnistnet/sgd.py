@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import gemm
+from .net import Net, NetBackprop
 from .network import MLP, Backprop
 
 
@@ -65,8 +66,9 @@ class Stepper:
     """One SGD step on a batch, split where the loop checks the loss: `loss` then `update`."""
 
     def __init__(self, model: MLP, config, batch_size: int):
-        """config: a TrainConfig (its momentum and weight_decay are read)."""
-        self.bp = Backprop(model, batch_size)
+        """model: an MLP or a Net; config: a TrainConfig (its momentum, weight_decay and seed
+        (a Net's dropout) are read)."""
+        self.bp = NetBackprop(model, batch_size, config.seed) if isinstance(model, Net) else Backprop(model, batch_size)
         self.sgd = SGD(model, config.momentum, config.weight_decay)
 
     def loss(self, xb: np.ndarray, yb: np.ndarray) -> float:

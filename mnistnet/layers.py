@@ -1,0 +1,322 @@
+"""Layers as modules: each owns its forward pass, its backward pass and its parameters.
+
+Imports numpy only. Images flow as (n, H, W, C) arrays (channels last): a convolution's
+im2col matrix times its weights is then already its output, with no transpose. Every layer:
+
+    setup(in_shape, batch, dtype) -> out_shape   buffers for at most `batch` rows, made once
+    forward(x, train) -> y                       x: (n, *in_shape), n <= batch; y a buffer view
+    backward(dy, step) -> dx                     dy: like y; dx like x (None when not needed)
+
+Buffers are reused by every step (fresh large arrays cost more than the arithmetic on these
+machines). A layer with parameters holds W: (fan_in, fan_out) and b: (fan_out,) of the
+network's dtype and an `index` into the network's weights/biases; its backward hands the
+matrix that fed sgemm (inp) and the output error (d, already times the learning rate) to
+step.layer(index, inp, d), the optimiser the MLP uses (mnistnet.sgd.SGD), which updates the
+weights in place: so it must run after the layer's own dx has used W. With step None the
+gradient goes to grad_w, grad_b instead (the gradient checks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Layer:
+    """No parameters unless a subclass says so."""
+
+    W: np.ndarray | None = None
+    b: np.ndarray | None = None
+    index: int = -1
+    need_dx = True  # False for the first layer: nothing below it wants its input's error
+
+    def setup(self, in_shape: tuple, batch: int, dtype) -> tuple:
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, step) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def macs(self) -> int:
+        """Multiply-adds per image (forward), for the run-size limit."""
+        return 0
+
+    def activations(self) -> int:
+        """Floats this layer keeps per image (its buffers), for the memory limit."""
+        return 0
+
+
+def _update(layer: Layer, inp2d: np.ndarray, d2d: np.ndarray, step) -> None:
+    """The parameter step of a Dense or Conv2D layer: inp2d (rows, fan_in), d2d (rows, fan_out)."""
+    if step is not None:
+        step.layer(layer.index, inp2d, d2d)
+    else:
+        np.matmul(inp2d.T, d2d, out=layer.grad_w)
+        np.add.reduce(d2d, axis=0, out=layer.grad_b)
+
+
+class Dense(Layer):
+    """x: (n, fan_in) -> x @ W + b: (n, units). No activation (that is a layer of its own)."""
+
+    def __init__(self, units: int):
+        self.units = int(units)
+
+    def setup(self, in_shape, batch, dtype):
+        if len(in_shape) != 1:
+            raise ValueError(f"dense needs a flat input, got shape {in_shape}")
+        self.fan_in = in_shape[0]
+        self.y = np.empty((batch, self.units), dtype)
+        self.dx = np.empty((batch, self.fan_in), dtype)
+        self.grad_w = np.empty((self.fan_in, self.units), dtype)
+        self.grad_b = np.empty(self.units, dtype)
+        return (self.units,)
+
+    def init(self, rng: np.random.Generator, dtype) -> None:
+        bound = 1.0 / np.sqrt(self.fan_in)
+        self.W = rng.uniform(-bound, bound, (self.fan_in, self.units)).astype(dtype)
+        self.b = np.zeros(self.units, dtype)
+
+    def forward(self, x, train):
+        n = len(x)
+        self._x = x
+        y = self.y[:n]
+        np.matmul(x, self.W, out=y)
+        y += self.b
+        return y
+
+    def backward(self, dy, step):
+        n = len(dy)
+        dx = None
+        if self.need_dx:  # before the update: it needs W as the forward pass saw it
+            dx = np.matmul(dy, self.W.T, out=self.dx[:n])
+        _update(self, self._x, dy, step)
+        return dx
+
+    def macs(self):
+        return self.fan_in * self.units
+
+    def activations(self):
+        return 2 * self.units + self.fan_in
+
+
+class ReLU(Layer):
+    def setup(self, in_shape, batch, dtype):
+        self.mask = np.empty((batch, *in_shape), bool)
+        self.y = np.empty((batch, *in_shape), dtype)
+        return in_shape
+
+    def forward(self, x, train):
+        n = len(x)
+        mask, y = self.mask[:n], self.y[:n]
+        np.greater(x, 0, out=mask)
+        np.multiply(x, mask, out=y)
+        return y
+
+    def backward(self, dy, step):
+        return np.multiply(dy, self.mask[:len(dy)], out=dy)  # dy is the layer above's buffer: free to reuse
+
+    def activations(self):
+        return 2 * int(np.prod(self.y.shape[1:]))
+
+
+class Tanh(Layer):
+    def setup(self, in_shape, batch, dtype):
+        self.y = np.empty((batch, *in_shape), dtype)
+        self.tmp = np.empty((batch, *in_shape), dtype)
+        return in_shape
+
+    def forward(self, x, train):
+        return np.tanh(x, out=self.y[:len(x)])
+
+    def backward(self, dy, step):
+        n = len(dy)
+        y, t = self.y[:n], self.tmp[:n]
+        np.multiply(y, y, out=t)
+        np.subtract(1, t, out=t)  # 1 - tanh^2
+        return np.multiply(dy, t, out=dy)
+
+    def activations(self):
+        return 2 * int(np.prod(self.y.shape[1:]))
+
+
+class Flatten(Layer):
+    """(n, H, W, C) -> (n, H*W*C), a view (rows stay contiguous)."""
+
+    def setup(self, in_shape, batch, dtype):
+        self.in_shape = in_shape
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x, train):
+        return x.reshape(len(x), -1)
+
+    def backward(self, dy, step):
+        return dy.reshape(len(dy), *self.in_shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each value is zeroed with probability p and the rest
+    scaled by 1/(1-p); at inference it is the identity. rng: the run's "dropout" stream."""
+
+    def __init__(self, p: float):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(0)
+
+    def setup(self, in_shape, batch, dtype):
+        self.keep = np.empty((batch, *in_shape), dtype)
+        self.draw = np.empty((batch, *in_shape), np.float32)
+        self.y = np.empty((batch, *in_shape), dtype)
+        self._train = False
+        return in_shape
+
+    def forward(self, x, train):
+        self._train = train and self.p > 0
+        if not self._train:
+            return x
+        n = len(x)
+        draw, keep = self.draw[:n], self.keep[:n]
+        self.rng.random(out=draw, dtype=np.float32)
+        np.greater_equal(draw, self.p, out=keep, casting="unsafe")
+        keep *= keep.dtype.type(1.0 / (1.0 - self.p))
+        return np.multiply(x, keep, out=self.y[:n])
+
+    def backward(self, dy, step):
+        if not self._train:
+            return dy
+        return np.multiply(dy, self.keep[:len(dy)], out=dy)
+
+    def activations(self):
+        return 3 * int(np.prod(self.y.shape[1:]))
+
+
+class MaxPool2(Layer):
+    """2x2 max pooling, stride 2: (n, H, W, C) -> (n, H//2, W//2, C) (an odd last row or column
+    is dropped). The gradient goes to the first maximum of each window (ties: one only)."""
+
+    def setup(self, in_shape, batch, dtype):
+        H, W, C = in_shape
+        if H < 2 or W < 2:
+            raise ValueError(f"pool needs an input of at least 2x2, got {H}x{W}")
+        self.in_shape, self.out_shape = in_shape, (H // 2, W // 2, C)
+        Ho, Wo = H // 2, W // 2
+        self.y = np.empty((batch, Ho, Wo, C), dtype)
+        self.win = np.empty((batch, Ho, Wo, C, 4), dtype)  # each window's 4 values, contiguous
+        self.arg = np.empty((batch, Ho, Wo, C), np.intp)
+        self.dx = np.zeros((batch, *in_shape), dtype)
+        self.dwin = np.empty((batch, Ho, Wo, C, 4), dtype)
+        return self.out_shape
+
+    def forward(self, x, train):
+        n = len(x)
+        Ho, Wo, C = self.out_shape
+        # (n, Ho, 2, Wo, 2, C) view -> (n, Ho, Wo, C, 2, 2): the window's values gathered once.
+        v = x[:, :2 * Ho, :2 * Wo, :].reshape(n, Ho, 2, Wo, 2, C).transpose(0, 1, 3, 5, 2, 4)
+        win = self.win[:n]
+        win.reshape(n, Ho, Wo, C, 2, 2)[...] = v
+        arg = self.arg[:n]
+        np.argmax(win, axis=-1, out=arg)
+        return np.max(win, axis=-1, out=self.y[:n])
+
+    def backward(self, dy, step):
+        n = len(dy)
+        Ho, Wo, C = self.out_shape
+        dwin = self.dwin[:n]
+        dwin[...] = 0
+        np.put_along_axis(dwin, self.arg[:n, ..., None], dy[..., None], axis=-1)
+        dx = self.dx[:n]  # zeros outside the windows (an odd edge) stay zero
+        dx[:, :2 * Ho, :2 * Wo, :].reshape(n, Ho, 2, Wo, 2, C).transpose(0, 1, 3, 5, 2, 4)[...] = \
+            dwin.reshape(n, Ho, Wo, C, 2, 2)
+        return dx
+
+    def activations(self):
+        return int(np.prod(self.in_shape)) * 3
+
+
+class Conv2D(Layer):
+    """filters k x k convolutions, stride 1, "valid" (no padding) or "same" (odd k, zero
+    padding (k-1)/2): (n, H, W, C) -> (n, Ho, Wo, filters).
+
+    im2col: each output pixel's k x k x C input patch is one row of cols: (n*Ho*Wo, C*k*k),
+    columns in (c, i, j) order; the output is cols @ W + b with W: (C*k*k, filters), the same
+    sgemm the MLP's dense layers use. Backward: d cols = dy @ W.T, summed back into the
+    (padded) input over the k*k kernel offsets (a loop of k*k vectorised adds, not per image).
+    """
+
+    def __init__(self, filters: int, k: int, padding: str = "valid"):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        if padding == "same" and k % 2 == 0:
+            raise ValueError(f"'same' padding needs an odd kernel size, got {k}")
+        self.filters, self.k, self.padding = int(filters), int(k), padding
+
+    def setup(self, in_shape, batch, dtype):
+        H, W, C = in_shape
+        k, p = self.k, (self.k - 1) // 2 if self.padding == "same" else 0
+        Ho, Wo = H + 2 * p - k + 1, W + 2 * p - k + 1
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"a {k}x{k} convolution needs an input of at least {k}x{k}, got {H}x{W}")
+        self.in_shape, self.pad, self.out_shape = in_shape, p, (Ho, Wo, self.filters)
+        self.fan_in = C * k * k
+        self.xp = np.zeros((batch, H + 2 * p, W + 2 * p, C), dtype) if p else None
+        self.cols = np.empty((batch * Ho * Wo, self.fan_in), dtype)
+        self.y = np.empty((batch, Ho, Wo, self.filters), dtype)
+        self.dcols = np.empty((batch * Ho * Wo, self.fan_in), dtype)
+        self.dxp = np.empty((batch, H + 2 * p, W + 2 * p, C), dtype)
+        self.grad_w = np.empty((self.fan_in, self.filters), dtype)
+        self.grad_b = np.empty(self.filters, dtype)
+        return self.out_shape
+
+    def init(self, rng: np.random.Generator, dtype) -> None:
+        bound = 1.0 / np.sqrt(self.fan_in)
+        self.W = rng.uniform(-bound, bound, (self.fan_in, self.filters)).astype(dtype)
+        self.b = np.zeros(self.filters, dtype)
+
+    def forward(self, x, train):
+        n = len(x)
+        H, W, C = self.in_shape
+        Ho, Wo, F = self.out_shape
+        k, p = self.k, self.pad
+        if p:
+            xp = self.xp[:n]  # its border stays zero
+            xp[:, p:p + H, p:p + W, :] = x
+        else:
+            xp = x
+        # (n, Ho, Wo, C, k, k) strided view of every patch, copied once into the cols rows.
+        patches = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))
+        cols = self.cols[:n * Ho * Wo]
+        cols.reshape(n, Ho, Wo, C, k, k)[...] = patches
+        self._cols = cols
+        y = self.y[:n]
+        np.matmul(cols, self.W, out=y.reshape(n * Ho * Wo, F))
+        y += self.b
+        return y
+
+    def backward(self, dy, step):
+        n = len(dy)
+        H, W, C = self.in_shape
+        Ho, Wo, F = self.out_shape
+        k, p = self.k, self.pad
+        d2d = dy.reshape(n * Ho * Wo, F)
+        dx = None
+        if self.need_dx:
+            dcols = np.matmul(d2d, self.W.T, out=self.dcols[:n * Ho * Wo]).reshape(n, Ho, Wo, C, k, k)
+        _update(self, self._cols, d2d, step)
+        if self.need_dx:
+            dxp = self.dxp[:n]
+            dxp[...] = 0
+            for i in range(k):
+                for j in range(k):
+                    dxp[:, i:i + Ho, j:j + Wo, :] += dcols[..., i, j]
+            dx = dxp[:, p:p + H, p:p + W, :]
+        return dx
+
+    def macs(self):
+        Ho, Wo, F = self.out_shape
+        return Ho * Wo * F * self.fan_in
+
+    def activations(self):
+        Ho, Wo, F = self.out_shape
+        H, W, C = self.in_shape
+        return 2 * Ho * Wo * self.fan_in + Ho * Wo * F + 2 * (H + 2 * self.pad) * (W + 2 * self.pad) * C

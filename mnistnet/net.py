@@ -1,0 +1,284 @@
+"""A network described in one line, built from mnistnet.layers, trained by the MLP's loop.
+
+Imports numpy and the core's network and layers modules. The line is layers joined by "-":
+
+    conv 8x5 - pool - conv 16x5 - pool - dense 128
+
+    conv FxK [same|valid] [relu|tanh]   F filters of K x K, stride 1 ("valid": no padding)
+    pool                                2x2 max pooling
+    dense N [relu|tanh]                 N units
+    dropout P                           inverted dropout, 0 <= P < 1
+
+conv and dense are followed by their activation (ReLU unless "tanh" is said); the 10-way
+output layer and the flattening before the first dense layer are implied. `build(spec)`
+returns an MLP (mnistnet.network) when the line is dense ReLU layers only, so a plain MLP
+keeps its own fused code, and a Net otherwise. Errors name the bad token.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2, ReLU, Tanh
+from .network import MAX_PARAMETERS, MLP, MNIST_MEAN, MNIST_STD, N_CLASSES, log_softmax, random_stream
+
+MAX_LAYERS = 12  # tokens of one line
+MAX_FILTERS = 128
+MAX_KERNEL = 9
+MAX_UNITS = 2048
+# Floats a training step keeps per image (every layer's buffers): at batch 50 this is at most
+# 50 x 4 x 2M = 400 MB, so no line can ask a worker for more than that.
+MAX_ACTIVATIONS_PER_IMAGE = 2_000_000
+INPUT_SHAPE = (28, 28, 1)
+
+_CONV = re.compile(r"conv\s+(\d+)\s*x\s*(\d+)((?:\s+(?:same|valid|relu|tanh))*)$")
+_DENSE = re.compile(r"dense\s+(\d+)((?:\s+(?:relu|tanh))*)$")
+_DROPOUT = re.compile(r"dropout\s+(\d*\.?\d+)$")
+
+
+def parse(spec: str) -> list[tuple]:
+    """The line -> [("conv", filters, k, padding, act) | ("pool",) | ("dense", units, act) |
+    ("dropout", p)]. ValueError names the first bad token and says what was expected."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("the network is empty: write layers joined by '-', e.g. 'conv 8x5 - pool - dense 128'")
+    if len(spec) > 400:
+        raise ValueError(f"the network's description is {len(spec)} characters, over the limit of 400")
+    tokens = [t.strip().lower() for t in spec.split("-")]
+    if len(tokens) > MAX_LAYERS:
+        raise ValueError(f"{len(tokens)} layers is over the limit of {MAX_LAYERS}")
+    out = []
+    for tok in tokens:
+        words = " ".join(tok.split())
+        if m := _CONV.match(words):
+            f, k, rest = int(m[1]), int(m[2]), m[3].split()
+            if not 1 <= f <= MAX_FILTERS:
+                raise ValueError(f"'{tok}': filters must be 1 to {MAX_FILTERS}, got {f}")
+            if not 1 <= k <= MAX_KERNEL:
+                raise ValueError(f"'{tok}': kernel size must be 1 to {MAX_KERNEL}, got {k}")
+            padding = "same" if "same" in rest else "valid"
+            if padding == "same" and k % 2 == 0:
+                raise ValueError(f"'{tok}': 'same' padding needs an odd kernel size, got {k}")
+            out.append(("conv", f, k, padding, "tanh" if "tanh" in rest else "relu"))
+        elif words == "pool":
+            out.append(("pool",))
+        elif m := _DENSE.match(words):
+            units = int(m[1])
+            if not 1 <= units <= MAX_UNITS:
+                raise ValueError(f"'{tok}': units must be 1 to {MAX_UNITS}, got {units}")
+            out.append(("dense", units, "tanh" if "tanh" in m[2] else "relu"))
+        elif m := _DROPOUT.match(words):
+            p = float(m[1])
+            if not 0 <= p < 1:
+                raise ValueError(f"'{tok}': a dropout rate must be at least 0 and below 1, got {p:g}")
+            out.append(("dropout", p))
+        else:
+            raise ValueError(f"'{tok}' is not a layer: expected 'conv FxK', 'pool', 'dense N' or 'dropout P'")
+    if any(t[0] in ("conv", "pool") for t in out[next((i for i, t in enumerate(out) if t[0] == "dense"),
+                                                      len(out)):]):
+        raise ValueError("conv and pool layers must come before the first dense layer")
+    return out
+
+
+def canonical(spec: str) -> str:
+    """The line as this module writes it: 'conv 8x5 - pool - dense 128' (defaults left out)."""
+    words = []
+    for t in parse(spec):
+        if t[0] == "conv":
+            same, tanh = " same" if t[3] == "same" else "", " tanh" if t[4] == "tanh" else ""
+            words.append(f"conv {t[1]}x{t[2]}{same}{tanh}")
+        elif t[0] == "dense":
+            words.append(f"dense {t[1]}" + (" tanh" if t[2] == "tanh" else ""))
+        elif t[0] == "dropout":
+            words.append(f"dropout {t[1]:g}")
+        else:
+            words.append("pool")
+    return " - ".join(words)
+
+
+def mlp_sizes(spec: str) -> tuple[int, ...] | None:
+    """(784, h1, ..., 10) when the line is dense ReLU layers only (an MLP), else None."""
+    layers = parse(spec)
+    if all(t[0] == "dense" and t[2] == "relu" for t in layers):
+        return (28 * 28, *(t[1] for t in layers), N_CLASSES)
+    return None
+
+
+def build(spec: str, seed: int = 0):
+    """An MLP for a line of dense ReLU layers, else a Net; ValueError names a bad token or limit."""
+    sizes = mlp_sizes(spec)
+    if sizes is not None:
+        from .network import check_model_limits
+        check_model_limits(sizes)
+        return MLP(sizes, seed=seed)
+    return Net(spec, seed=seed)
+
+
+class Net:
+    """A stack of layers with a softmax output, its inputs scaled like an MLP's.
+
+    weights[l], biases[l]: the parameters of the l-th conv or dense layer, float32, W as the
+    (fan_in, fan_out) matrix that feeds sgemm (a conv's fan_in is C*k*k). Inputs (n, 784)
+    scaled float32 are read as (n, 28, 28, 1) images. parameters(), copy_parameters(),
+    set_parameters(), scale_inputs(), pixel_table(), predict_proba(), predict() behave as
+    the MLP's, so mnistnet.train trains either.
+    """
+
+    pixel_table = MLP.pixel_table
+    scale_inputs = MLP.scale_inputs
+    parameters = MLP.parameters
+    copy_parameters = MLP.copy_parameters
+
+    def __init__(self, spec: str, seed: int = 0, input_mean: float = MNIST_MEAN, input_std: float = MNIST_STD,
+                 dtype=np.float32):
+        self.spec = canonical(spec)
+        self.input_mean, self.input_std = float(input_mean), float(input_std)
+        self.history = None
+        self.dtype = np.dtype(dtype)
+        layers = _layers(parse(self.spec))
+        shape = INPUT_SHAPE
+        for layer in layers:  # shapes and limits, with 1-row buffers
+            shape = layer.setup(shape, 1, self.dtype)
+        self.out_shape = shape
+        self.params = [layer for layer in layers if isinstance(layer, (Dense, Conv2D))]
+        rng = random_stream(seed, "init")
+        for i, layer in enumerate(self.params):
+            layer.index = i
+            layer.init(rng, self.dtype)
+        self.weights = [layer.W for layer in self.params]
+        self.biases = [layer.b for layer in self.params]
+        self.template = layers
+        n = sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+        if n > MAX_PARAMETERS:
+            raise ValueError(f"'{self.spec}' has {n:,} parameters, over the limit of {MAX_PARAMETERS:,}")
+        acts = sum(layer.activations() for layer in layers)
+        if acts > MAX_ACTIVATIONS_PER_IMAGE:
+            raise ValueError(f"'{self.spec}' keeps {acts:,} values per image in training, over the limit of "
+                             f"{MAX_ACTIVATIONS_PER_IMAGE:,}: use fewer filters or more pooling")
+        flat = next((int(np.prod(layer.in_shape)) for layer in layers if isinstance(layer, Flatten)), None)
+        self.layer_sizes = (784, *([flat] if flat else []), *(layer.units for layer in self.params
+                                                               if isinstance(layer, Dense)))
+        self._stacks: dict[int, list[Layer]] = {}
+
+    def macs(self) -> int:
+        """Multiply-adds of one image's forward pass."""
+        return sum(layer.macs() for layer in self.template)
+
+    def stack(self, batch: int) -> list[Layer]:
+        """Fresh layer objects with buffers for `batch` rows, sharing this net's parameters."""
+        if batch not in self._stacks:
+            layers = _layers(parse(self.spec))
+            shape = INPUT_SHAPE
+            for layer in layers:
+                shape = layer.setup(shape, batch, self.dtype)
+            for layer, W, b, i in zip([la for la in layers if isinstance(la, (Dense, Conv2D))],
+                                      self.weights, self.biases, range(len(self.weights))):
+                layer.W, layer.b, layer.index = W, b, i
+            layers[0].need_dx = False
+            self._stacks = {batch: layers} | {k: v for k, v in self._stacks.items() if k != batch}
+        return self._stacks[batch]
+
+    def set_parameters(self, params) -> None:
+        """Copy `params` (parameters()' order) into this net's arrays, in place: every stack shares them."""
+        MLP.set_parameters(self, params)
+
+    def logits(self, Xs: np.ndarray, chunk: int = 500) -> np.ndarray:
+        """Xs: (n, 784) scaled -> (n, 10) logits, `chunk` rows at a time (im2col's memory)."""
+        out = np.empty((len(Xs), N_CLASSES), self.dtype)
+        layers = self.stack(min(chunk, max(len(Xs), 1)))
+        for start in range(0, len(Xs), chunk):
+            h = Xs[start:start + chunk]
+            h = h.reshape(len(h), *INPUT_SHAPE)
+            for layer in layers:
+                h = layer.forward(h, False)
+            out[start:start + len(h)] = h
+        return out
+
+    def predict_proba(self, X, chunk: int = 500) -> np.ndarray:
+        """X: raw pixels (n, 784) or (n, 28, 28) -> (n, 10) float32 class probabilities."""
+        X = np.asarray(X)
+        if X.ndim == 2 and X.shape == (28, 28):
+            raise ValueError("X must be a batch: pass image[None] for one (28, 28) image")
+        return np.exp(log_softmax(self.logits(self.scale_inputs(X), chunk))).astype(np.float32)
+
+    def predict(self, X) -> np.ndarray:
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
+
+
+def _layers(tokens: list[tuple]) -> list[Layer]:
+    layers: list[Layer] = []
+    flat = False
+    for t in tokens:
+        if t[0] == "conv":
+            layers += [Conv2D(t[1], t[2], t[3]), Tanh() if t[4] == "tanh" else ReLU()]
+        elif t[0] == "pool":
+            layers.append(MaxPool2())
+        elif t[0] == "dropout":
+            layers.append(Dropout(t[1]))
+        else:
+            if not flat:
+                layers.append(Flatten())
+                flat = True
+            layers += [Dense(t[1]), Tanh() if t[2] == "tanh" else ReLU()]
+    if not flat:
+        layers.append(Flatten())
+    layers.append(Dense(N_CLASSES))
+    return layers
+
+
+class NetBackprop:
+    """Backprop's interface (forward, loss, backward) for a Net: softmax and NLL on top of the
+    stack, the output error times `scale` (the learning rate) going down through every layer."""
+
+    def __init__(self, net: Net, batch_size: int, seed: int = 0):
+        self.net, self.layers = net, net.stack(batch_size)
+        drop = random_stream(seed, "dropout")
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                layer.rng = drop
+        dtype = net.dtype
+        self.delta = np.empty((batch_size, N_CLASSES), dtype)
+        self.row_max = np.empty((batch_size, 1), dtype)
+        self.row_sum = np.empty((batch_size, 1), dtype)
+        self.nll = np.empty(batch_size, dtype)
+        self.rows = np.arange(batch_size)
+        self._n, self._probs, self._true_shifted = 0, None, None
+
+    def forward(self, X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """X: (n, 784) scaled -> (n, 10) probabilities (a buffer view); with labels, keeps the loss."""
+        n = len(X)
+        h = X.reshape(n, *INPUT_SHAPE)
+        for layer in self.layers:
+            h = layer.forward(h, True)
+        mx, sm = self.row_max[:n], self.row_sum[:n]
+        np.maximum.reduce(h, axis=1, keepdims=True, out=mx)
+        h -= mx
+        self._true_shifted = None if y is None else h[self.rows[:n], y]
+        np.exp(h, out=h)
+        np.add.reduce(h, axis=1, keepdims=True, out=sm)
+        h /= sm
+        self._n, self._probs = n, h
+        return h
+
+    def loss(self) -> float:
+        if self._true_shifted is None:
+            raise RuntimeError("loss() needs forward(X, y) with labels")
+        n = self._n
+        nll = np.log(self.row_sum[:n, 0], out=self.nll[:n])
+        nll -= self._true_shifted
+        return float(np.add.reduce(nll, dtype=np.float64)) / n
+
+    def backward(self, y: np.ndarray, scale: float = 1.0, step=None) -> None:
+        """As Backprop.backward: with `step` the optimiser updates each layer as the error
+        passes it; without, each parameter layer's grad_w, grad_b hold scale x the gradient."""
+        if self._probs is None:
+            raise RuntimeError("backward() called before forward()")
+        n = self._n
+        d = self.delta[:n]
+        inv_n = d.dtype.type(scale / n)
+        np.multiply(self._probs, inv_n, out=d)
+        d[self.rows[:n], y] -= inv_n
+        for layer in reversed(self.layers):
+            d = layer.backward(d, step)
+        self._probs = None
