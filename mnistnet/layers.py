@@ -38,6 +38,13 @@ class Layer:
     def backward(self, dy: np.ndarray, step) -> np.ndarray | None:
         raise NotImplementedError
 
+    def init(self, rng: np.random.Generator, dtype) -> None:
+        """A parameter layer's W uniform in +-1/sqrt(fan_in) (as the MLP's), b zero; needs
+        fan_in and grad_b (its fan_out) from setup."""
+        bound = 1.0 / np.sqrt(self.fan_in)
+        self.W = rng.uniform(-bound, bound, (self.fan_in, len(self.grad_b))).astype(dtype)
+        self.b = np.zeros(len(self.grad_b), dtype)
+
     def macs(self) -> int:
         """Multiply-adds per image (forward), for the run-size limit."""
         return 0
@@ -71,11 +78,6 @@ class Dense(Layer):
         self.grad_w = np.empty((self.fan_in, self.units), dtype)
         self.grad_b = np.empty(self.units, dtype)
         return (self.units,)
-
-    def init(self, rng: np.random.Generator, dtype) -> None:
-        bound = 1.0 / np.sqrt(self.fan_in)
-        self.W = rng.uniform(-bound, bound, (self.fan_in, self.units)).astype(dtype)
-        self.b = np.zeros(self.units, dtype)
 
     def forward(self, x, train):
         n = len(x)
@@ -267,11 +269,6 @@ class Conv2D(Layer):
         self.grad_w = np.empty((self.fan_in, self.filters), dtype)
         self.grad_b = np.empty(self.filters, dtype)
         return self.out_shape
-
-    def init(self, rng: np.random.Generator, dtype) -> None:
-        bound = 1.0 / np.sqrt(self.fan_in)
-        self.W = rng.uniform(-bound, bound, (self.fan_in, self.filters)).astype(dtype)
-        self.b = np.zeros(self.filters, dtype)
 
     def forward(self, x, train):
         n = len(x)

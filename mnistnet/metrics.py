@@ -51,13 +51,14 @@ class Evaluator:
             m = len(h)
             if self.acts is None:
                 h = self.model.logits(h)
-            for i, (W, b) in enumerate(zip(weights, biases) if self.acts is not None else ()):
-                out = self.acts[i][:m]
-                np.matmul(h, W, out=out)
-                out += b
-                if i < len(weights) - 1:
-                    np.maximum(out, 0, out=out)
-                h = out
+            else:
+                for i, (W, b) in enumerate(zip(weights, biases)):
+                    out = self.acts[i][:m]
+                    np.matmul(h, W, out=out)
+                    out += b
+                    if i < len(weights) - 1:
+                        np.maximum(out, 0, out=out)
+                    h = out
             logp = log_softmax(h)  # (m, 10): small next to the products
             yy = y[start:start + m]
             nll_sum -= float(logp[np.arange(m), yy].sum(dtype=np.float64))

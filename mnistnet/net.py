@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2, ReLU, Tanh
-from .network import MAX_PARAMETERS, MLP, MNIST_MEAN, MNIST_STD, N_CLASSES, log_softmax, random_stream
+from .network import MAX_PARAMETERS, MLP, MNIST_MEAN, MNIST_STD, N_CLASSES, SoftmaxNLL, log_softmax, random_stream
 
 MAX_LAYERS = 12  # tokens of one line
 MAX_FILTERS = 128
@@ -227,7 +227,7 @@ def _layers(tokens: list[tuple]) -> list[Layer]:
     return layers
 
 
-class NetBackprop:
+class NetBackprop(SoftmaxNLL):
     """Backprop's interface (forward, loss, backward) for a Net: softmax and NLL on top of the
     stack, the output error times `scale` (the learning rate) going down through every layer."""
 
@@ -251,23 +251,8 @@ class NetBackprop:
         h = X.reshape(n, *INPUT_SHAPE)
         for layer in self.layers:
             h = layer.forward(h, True)
-        mx, sm = self.row_max[:n], self.row_sum[:n]
-        np.maximum.reduce(h, axis=1, keepdims=True, out=mx)
-        h -= mx
-        self._true_shifted = None if y is None else h[self.rows[:n], y]
-        np.exp(h, out=h)
-        np.add.reduce(h, axis=1, keepdims=True, out=sm)
-        h /= sm
-        self._n, self._probs = n, h
-        return h
-
-    def loss(self) -> float:
-        if self._true_shifted is None:
-            raise RuntimeError("loss() needs forward(X, y) with labels")
-        n = self._n
-        nll = np.log(self.row_sum[:n, 0], out=self.nll[:n])
-        nll -= self._true_shifted
-        return float(np.add.reduce(nll, dtype=np.float64)) / n
+        self._probs = self._softmax(h, y)
+        return self._probs
 
     def backward(self, y: np.ndarray, scale: float = 1.0, step=None) -> None:
         """As Backprop.backward: with `step` the optimiser updates each layer as the error

@@ -193,7 +193,36 @@ class MLP:
             dst[...] = src
 
 
-class Backprop:
+class SoftmaxNLL:
+    """The output head both backprops share (Backprop, mnistnet.net.NetBackprop): softmax of the
+    last layer's (n, 10) logits in place, and the mean NLL. Needs row_max, row_sum (batch, 1),
+    nll (batch,), rows (batch,) int64 buffers and sets _n, _true_shifted."""
+
+    def _softmax(self, h: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        n = len(h)
+        self._n = n
+        # Softmax in place, shifted by the row maximum so exp never overflows.
+        mx, sm = self.row_max[:n], self.row_sum[:n]
+        np.maximum.reduce(h, axis=1, keepdims=True, out=mx)
+        h -= mx
+        # log p_y = (z_y - max) - log(sum exp(z - max)): exact even when p_y underflows to 0.
+        self._true_shifted = None if y is None else h[self.rows[:n], y]
+        np.exp(h, out=h)
+        np.add.reduce(h, axis=1, keepdims=True, out=sm)
+        h /= sm
+        return h
+
+    def loss(self) -> float:
+        """Mean negative log-likelihood over the batch given to forward(X, y)."""
+        if self._true_shifted is None:
+            raise RuntimeError("loss() needs forward(X, y) with labels")
+        n = self._n
+        nll = np.log(self.row_sum[:n, 0], out=self.nll[:n])
+        nll -= self._true_shifted
+        return float(np.add.reduce(nll, dtype=np.float64)) / n
+
+
+class Backprop(SoftmaxNLL):
     """Forward and backward passes of one model on batches of at most `batch_size` rows.
 
     Keeps exactly what backward needs: the input, each layer's output activations and each
@@ -244,25 +273,7 @@ class Backprop:
                 np.greater(out, 0, out=mask)
                 np.multiply(out, mask, out=out)
             h = out
-        # Softmax in place, shifted by the row maximum so exp never overflows.
-        mx, sm = self.row_max[:n], self.row_sum[:n]
-        np.maximum.reduce(h, axis=1, keepdims=True, out=mx)
-        h -= mx
-        # log p_y = (z_y - max) - log(sum exp(z - max)): exact even when p_y underflows to 0.
-        self._true_shifted = None if y is None else h[self.rows[:n], y]
-        np.exp(h, out=h)
-        np.add.reduce(h, axis=1, keepdims=True, out=sm)
-        h /= sm
-        return h
-
-    def loss(self) -> float:
-        """Mean negative log-likelihood over the batch given to forward(X, y)."""
-        if self._true_shifted is None:
-            raise RuntimeError("loss() needs forward(X, y) with labels")
-        n = self._n
-        nll = np.log(self.row_sum[:n, 0], out=self.nll[:n])
-        nll -= self._true_shifted
-        return float(np.add.reduce(nll, dtype=np.float64)) / n
+        return self._softmax(h, y)
 
     def backward(self, y: np.ndarray, scale: float = 1.0, step=None) -> None:
         """Fill grad_w, grad_b with `scale` times the gradient of the mean NLL over the batch.
