@@ -14,6 +14,7 @@ stale, and replaces a dead embedded scheduler.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -171,6 +172,22 @@ class Embedded:
                     p.kill()
 
 
+def connect(address: str, security=None, timeout: float = 30.0) -> Client:
+    """A Dask client of the scheduler at `address` (with `security`, a distributed Security, or
+    None); ConnectionError (an OSError) naming the address when it cannot connect.
+
+    A Client whose connection fails is left half-built in a reference cycle. If the garbage
+    collector meets it later, inside the start of another Client's loop thread, its __del__
+    waits for the shared loop's lock that the starting Client holds, and that start never ends
+    (distributed 2026.8). So it is collected here, at once, while no lock is held."""
+    try:
+        return Client(address, timeout=timeout, set_as_default=False, security=security)
+    except (OSError, TimeoutError, TypeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "no answer"
+    gc.collect()  # the failed Client, unreachable now that the exception is gone
+    raise ConnectionError(f"could not connect to the training cluster at {address}: {reason}")
+
+
 class Cluster:
     """Submits the store's runs to Dask and keeps their rows true to what the scheduler knows."""
 
@@ -185,7 +202,7 @@ class Cluster:
 
     def _client(self) -> Client:
         security = self.credentials.security() if self.credentials is not None else None
-        return Client(self.address, timeout=30, set_as_default=False, security=security)
+        return connect(self.address, security)
 
     @classmethod
     def from_env(cls, store: Store) -> Cluster:
