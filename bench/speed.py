@@ -1,6 +1,8 @@
 """Epoch time of mnistnet against an identical PyTorch CPU network, alternated in one process.
 
 Run by hand: `.venv/bin/python bench/speed.py [--rounds 5] [--threads 2] [--arch 784-512-256-10]`.
+`--conv [--net LINE] [--batch N] [--json]` times a convolutional Net's training step instead
+(bench/speed_conv.py: per batch against PyTorch on 1 and 2 threads, then where mnistnet's time goes).
 Both sides train the same network (same sizes, initial weights, scaled float32 inputs,
 shuffles, mean-NLL loss, plain SGD at batch 50) for one epoch of 50,000 images, timed two ways:
 - loop: the SGD steps alone;
@@ -30,6 +32,8 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import speed_conv  # beside this file
+
 from mnistnet import MLP, TrainConfig, blas, load_mnist, train
 from mnistnet.network import random_stream
 from mnistnet.sgd import Stepper
@@ -249,30 +253,66 @@ def parse_arch(text: str) -> tuple[int, ...]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5, help="alternated rounds per architecture (>= 1)")
-    ap.add_argument("--threads", type=int, default=2, help="BLAS threads for numpy and torch")
+    ap.add_argument("--rounds", type=int, help="alternated rounds per architecture (>= 1; default 5), "
+                    "with --conv alternated blocks of --block steps per side (default 10)")
+    ap.add_argument("--threads", type=int, help="BLAS threads for numpy and torch (default 2; "
+                    "with --conv 1 and then 2)")
     ap.add_argument("--arch", type=parse_arch, action="append",
                     help=f"layer sizes, repeatable (default: {' and '.join(DEFAULT_ARCHS)})")
     ap.add_argument("--seed", type=int, default=0)
+    conv = ap.add_argument_group("--conv: a convolutional Net's step per batch")
+    conv.add_argument("--conv", action="store_true", help="time a convolutional Net instead of the MLPs")
+    conv.add_argument("--net", help="the network's line (default: PRESETS['cnn']'s, else "
+                      f"'{speed_conv.FALLBACK_LINE}')")
+    conv.add_argument("--batch", type=int, help="batch size (default: the preset's, else 128)")
+    conv.add_argument("--block", type=int, default=20, help="timed steps per side per round (default 20)")
+    conv.add_argument("--warmup", type=int, default=20, help="untimed steps per side first (default 20)")
+    conv.add_argument("--reps", type=int, default=20, help="repetitions of each piece timed alone (default 20)")
+    conv.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
     args = ap.parse_args()
-    if args.rounds < 1 or args.threads < 1:
-        ap.error(f"--rounds and --threads must be >= 1, got {args.rounds}, {args.threads}")
+    if args.conv:
+        return main_conv(ap, args)
+    rounds, threads = args.rounds or 5, args.threads or 2
+    if rounds < 1 or threads < 1:
+        ap.error(f"--rounds and --threads must be >= 1, got {rounds}, {threads}")
     archs = args.arch or [parse_arch(a) for a in DEFAULT_ARCHS]
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     data = load_mnist()
-    print(f"numpy {np.__version__}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{args.rounds} rounds, load average {load_average()}, fused sgemm update: {blas.AVAILABLE}")
-    with threadpool_limits(limits=args.threads):
+    print(f"numpy {np.__version__}, torch {torch.__version__}, {threads} thread(s), "
+          f"{rounds} rounds, load average {load_average()}, fused sgemm update: {blas.AVAILABLE}")
+    with threadpool_limits(limits=threads):
         peak = sgemm_peak()
         print(f"large sgemm (2048^3, float32): {peak:.0f} GFLOP/s")
-        results = {"-".join(map(str, a)): bench_arch(a, data, args.rounds, args.seed) for a in archs}
+        results = {"-".join(map(str, a)): bench_arch(a, data, rounds, args.seed) for a in archs}
     print(f"\nsummary (load average now {load_average()}); sgemm peak {peak:.0f} GFLOP/s:")
     for name, r in results.items():
         print(f"  {name}: loop {r['loop_ratio']:.3f}x torch ({r['loop_gflops']:.0f} GFLOP/s, "
               f"{r['loop_gflops'] / peak:.0%} of peak); whole epoch {r['whole_ratio']:.3f}x torch "
               f"({r['whole_s']:.2f} s vs {r['torch_whole_s']:.2f} s; {r['whole_gflops']:.0f} GFLOP/s), "
               f"{r['whole_over_floor']:.2f}x the products' floor ({r['floor_over_torch']:.3f}x torch)")
-    print(json.dumps({"threads": args.threads, "sgemm_peak_gflops": peak, "archs": results}))
+    print(json.dumps({"threads": threads, "sgemm_peak_gflops": peak, "archs": results}))
+
+
+def main_conv(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--conv: the convolutional Net's step against PyTorch's (bench/speed_conv.py)."""
+    line, config, source = speed_conv.cnn_preset()
+    if args.net:
+        line, source = args.net, "--net"
+    if args.batch is not None:
+        config = replace(config, batch_size=args.batch)  # TrainConfig checks the range
+    rounds = args.rounds or 10
+    if min(rounds, args.block, args.reps) < 1 or args.warmup < 0 or (args.threads or 1) < 1:
+        ap.error(f"--rounds, --block, --reps, --threads must be >= 1 and --warmup >= 0, got {rounds}, "
+                 f"{args.block}, {args.reps}, {args.threads}, {args.warmup}")
+    threads = [args.threads] if args.threads else [1, 2]
+    data = load_mnist()
+    print(f"numpy {np.__version__}, torch {torch.__version__}, load average {load_average()}, "
+          f"{rounds} rounds x {args.block} steps per side after {args.warmup} warm-up steps")
+    result = speed_conv.run(line, config, source, data, threads, args.seed, args.warmup, rounds, args.block,
+                            args.reps)
+    print(f"\nload average now {load_average()}")
+    if args.json:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from . import data as data_mod
 from .drawing import preprocess_drawing
 from .metrics import evaluate_scaled
 from .modelfile import load_model, save_model
+from .net import describe, model_for
 from .network import MLP
 from .train import PRESETS, TrainingDiverged, preset
 
@@ -100,26 +101,34 @@ def cmd_runs(args) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'id':>4}  {'status':<11} {'origin':<8} {'layers':<18} {'epochs':>6}  {'test accuracy':<22} started")
+    print(f"{'id':>4}  {'status':<11} {'origin':<8} {'network':<18} {'epochs':>6}  {'test accuracy':<22} started")
     for r in rows:
         acc = (f"{r['test_correct']:,}/{r['test_total']:,} = {r['test_accuracy'] * 100:.2f}%"
                if r["test_total"] else "-")
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"]))
-        print(f"{r['id']:>4}  {r['status']:<11} {r['origin']:<8} {'-'.join(map(str, r['layer_sizes'])):<18} "
-              f"{r['epochs']:>6}  {acc:<22} {started}")
+        network = r["spec"].get("net") or "-".join(map(str, r["layer_sizes"]))
+        dataset = r["config"].get("dataset", "mnist")
+        data = "" if dataset == "mnist" else f"  ({data_mod.DATASETS[dataset].title})"
+        print(f"{r['id']:>4}  {r['status']:<11} {r['origin']:<8} {network:<18} "
+              f"{r['epochs']:>6}  {acc:<22} {started}{data}")
     return 0
 
 
 def cmd_train(args) -> int:
-    hidden, config = preset(args.preset)
+    arch, config = preset(args.preset)
+    if args.hidden and args.net:
+        raise UsageError("give --hidden or --net, not both")
     if args.hidden:
-        hidden = _hidden(args.hidden)
+        arch = _hidden(args.hidden)
+    elif args.net:
+        arch = args.net
     overrides = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.lr),
-                                   ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
+                                   ("batch_size", args.batch_size), ("seed", args.seed),
+                                   ("dataset", args.data), ("train_size", args.train_size)) if v is not None}
     config = replace(config, **overrides)  # validates: ValueError names the bad value
-    model = MLP((784, *hidden, 10), seed=config.seed)
+    model = model_for(arch, seed=config.seed)  # ValueError names a bad token or limit
     store = _store()
-    d = _load_data(args.quiet, store)
+    d = _load_data(args.quiet, store) if config.dataset == "mnist" else data_mod.load_dataset(config.dataset)
 
     def progress(p):
         if not args.quiet:
@@ -144,8 +153,9 @@ def cmd_train(args) -> int:
         "train_accuracy": last["train"]["accuracy"], "test_correct": last["test"]["correct"],
         "test_total": last["test"]["total"], "test_loss": last["test"]["loss"],
         "epoch_seconds": [e["seconds"] for e in hist.epochs],
-        "layer_sizes": list(model.layer_sizes), "config": hist.config, "model": args.out,
-        "run_id": run.run_id,
+        "layer_sizes": list(model.layer_sizes), "net": getattr(model, "spec", None), "config": hist.config,
+        "model": args.out, "run_id": run.run_id, "parameters": sum(W.size + b.size for W, b in
+                                                                   zip(model.weights, model.biases)),
     }
     if args.json:
         print(json.dumps(result))
@@ -220,15 +230,17 @@ def _sweep_line(r: dict) -> str:
 
 def cmd_evaluate(args) -> int:
     model = _load_model(args.model)
-    d = data_mod.load_mnist()
+    hist = model.history
+    d = data_mod.load_dataset(hist.config.get("dataset", "mnist") if hist else "mnist")
     t0 = time.perf_counter()
     m = evaluate_scaled(model, model.scale_inputs(d.test.images), d.test.labels)
     result = {k: m[k] for k in ("accuracy", "correct", "total", "loss", "per_digit_errors")}
-    result.update(layer_sizes=list(model.layer_sizes), seconds=time.perf_counter() - t0)
+    result.update(layer_sizes=list(model.layer_sizes), net=getattr(model, "spec", None),
+                  seconds=time.perf_counter() - t0)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.model}: {'-'.join(map(str, model.layer_sizes))}, test accuracy "
+        print(f"{args.model}: {describe(model)}, test accuracy "
               f"{m['correct']:,}/{m['total']:,} = {m['accuracy'] * 100:.2f}%, loss {m['loss']:.4f}")
         print("errors per digit: " + "  ".join(f"{d}:{e}" for d, e in enumerate(m["per_digit_errors"])))
     return 0
@@ -275,10 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network; print test accuracy")
     t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
     t.add_argument("--hidden", help="hidden layer sizes, e.g. 256,128")
+    t.add_argument("--net", help="the network in one line, e.g. 'conv 8x5 - pool - conv 16x5 - pool - dense 128'")
+    t.add_argument("--data", choices=sorted(data_mod.DATASETS), help="the data set (default: the preset's, MNIST)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int)
+    t.add_argument("--train-size", type=int, help="train on the first N training images")
     t.add_argument("--out", help="save the model to this .npz file")
     t.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -4,6 +4,7 @@ Imports numpy only. Images flow as (n, H, W, C) arrays (channels last): a convol
 im2col matrix times its weights is then already its output, with no transpose. Every layer:
 
     setup(in_shape, batch, dtype) -> out_shape   buffers for at most `batch` rows, made once
+                                                 (batch 0: shapes only, nothing large allocated)
     forward(x, train) -> y                       x: (n, *in_shape), n <= batch; y a buffer view
     backward(dy, step) -> dx                     dy: like y; dx like x (None when not needed)
 
@@ -26,6 +27,8 @@ class Layer:
 
     W: np.ndarray | None = None
     b: np.ndarray | None = None
+    grad_w: np.ndarray | None = None  # made on first need (the gradient checks): training never needs them
+    grad_b: np.ndarray | None = None
     index: int = -1
     need_dx = True  # False for the first layer: nothing below it wants its input's error
 
@@ -40,10 +43,14 @@ class Layer:
 
     def init(self, rng: np.random.Generator, dtype) -> None:
         """A parameter layer's W uniform in +-1/sqrt(fan_in) (as the MLP's), b zero; needs
-        fan_in and grad_b (its fan_out) from setup."""
+        fan_in and fan_out from setup."""
         bound = 1.0 / np.sqrt(self.fan_in)
-        self.W = rng.uniform(-bound, bound, (self.fan_in, len(self.grad_b))).astype(dtype)
-        self.b = np.zeros(len(self.grad_b), dtype)
+        self.W = rng.uniform(-bound, bound, (self.fan_in, self.fan_out)).astype(dtype)
+        self.b = np.zeros(self.fan_out, dtype)
+
+    def parameter_count(self) -> int:
+        """Weights and biases (after setup); 0 for a layer without parameters."""
+        return (self.fan_in + 1) * self.fan_out if hasattr(self, "fan_out") else 0
 
     def macs(self) -> int:
         """Multiply-adds per image (forward), for the run-size limit."""
@@ -59,6 +66,9 @@ def _update(layer: Layer, inp2d: np.ndarray, d2d: np.ndarray, step) -> None:
     if step is not None:
         step.layer(layer.index, inp2d, d2d)
     else:
+        if layer.grad_w is None:
+            layer.grad_w = np.empty((layer.fan_in, layer.fan_out), d2d.dtype)
+            layer.grad_b = np.empty(layer.fan_out, d2d.dtype)
         np.matmul(inp2d.T, d2d, out=layer.grad_w)
         np.add.reduce(d2d, axis=0, out=layer.grad_b)
 
@@ -72,11 +82,9 @@ class Dense(Layer):
     def setup(self, in_shape, batch, dtype):
         if len(in_shape) != 1:
             raise ValueError(f"dense needs a flat input, got shape {in_shape}")
-        self.fan_in = in_shape[0]
+        self.fan_in, self.fan_out = in_shape[0], self.units
         self.y = np.empty((batch, self.units), dtype)
         self.dx = np.empty((batch, self.fan_in), dtype)
-        self.grad_w = np.empty((self.fan_in, self.units), dtype)
-        self.grad_b = np.empty(self.units, dtype)
         return (self.units,)
 
     def forward(self, x, train):
@@ -195,7 +203,12 @@ class Dropout(Layer):
 
 class MaxPool2(Layer):
     """2x2 max pooling, stride 2: (n, H, W, C) -> (n, H//2, W//2, C) (an odd last row or column
-    is dropped). The gradient goes to the first maximum of each window (ties: one only)."""
+    is dropped). The gradient goes to the first maximum of each window (ties: one only).
+
+    The four corners of the windows are four strided views of x: the max is three elementwise
+    maximums (a reduction over a length-4 axis is several times slower), and in training the
+    backward pass rebuilds the first-max mask from x and y, kept by reference (x is the layer
+    below's buffer, unchanged until the next forward)."""
 
     def setup(self, in_shape, batch, dtype):
         H, W, C = in_shape
@@ -204,36 +217,44 @@ class MaxPool2(Layer):
         self.in_shape, self.out_shape = in_shape, (H // 2, W // 2, C)
         Ho, Wo = H // 2, W // 2
         self.y = np.empty((batch, Ho, Wo, C), dtype)
-        self.win = np.empty((batch, Ho, Wo, C, 4), dtype)  # each window's 4 values, contiguous
-        self.arg = np.empty((batch, Ho, Wo, C), np.intp)
+        self.hit = np.empty((batch, Ho, Wo, C), bool)  # this corner is the window's first max
+        self.free = np.empty((batch, Ho, Wo, C), bool)  # no earlier corner was
         self.dx = np.zeros((batch, *in_shape), dtype)
-        self.dwin = np.empty((batch, Ho, Wo, C, 4), dtype)
+        self._x = None
         return self.out_shape
+
+    def _corners(self, a: np.ndarray) -> list[np.ndarray]:
+        """(n, H, W, C) -> its 4 window corners, each (n, Ho, Wo, C), in row-major order."""
+        Ho, Wo, _ = self.out_shape
+        return [a[:, i:2 * Ho:2, j:2 * Wo:2, :] for i in (0, 1) for j in (0, 1)]
 
     def forward(self, x, train):
         n = len(x)
-        Ho, Wo, C = self.out_shape
-        # (n, Ho, 2, Wo, 2, C) view -> (n, Ho, Wo, C, 2, 2): the window's values gathered once.
-        v = x[:, :2 * Ho, :2 * Wo, :].reshape(n, Ho, 2, Wo, 2, C).transpose(0, 1, 3, 5, 2, 4)
-        win = self.win[:n]
-        win.reshape(n, Ho, Wo, C, 2, 2)[...] = v
-        arg = self.arg[:n]
-        np.argmax(win, axis=-1, out=arg)
-        return np.max(win, axis=-1, out=self.y[:n])
+        a, b, c, d = self._corners(x)
+        y = self.y[:n]
+        np.maximum(a, b, out=y)
+        np.maximum(y, c, out=y)
+        np.maximum(y, d, out=y)
+        self._x = x if train else None
+        return y
 
     def backward(self, dy, step):
+        if self._x is None:
+            raise RuntimeError("MaxPool2.backward needs a forward pass in training first")
         n = len(dy)
-        Ho, Wo, C = self.out_shape
-        dwin = self.dwin[:n]
-        dwin[...] = 0
-        np.put_along_axis(dwin, self.arg[:n, ..., None], dy[..., None], axis=-1)
+        y, hit, free = self.y[:n], self.hit[:n], self.free[:n]
         dx = self.dx[:n]  # zeros outside the windows (an odd edge) stay zero
-        dx[:, :2 * Ho, :2 * Wo, :].reshape(n, Ho, 2, Wo, 2, C).transpose(0, 1, 3, 5, 2, 4)[...] = \
-            dwin.reshape(n, Ho, Wo, C, 2, 2)
+        free[...] = True
+        for corner, out in zip(self._corners(self._x), self._corners(dx)):
+            np.equal(corner, y, out=hit)
+            hit &= free
+            free &= ~hit
+            np.multiply(dy, hit, out=out)
         return dx
 
     def activations(self):
-        return int(np.prod(self.in_shape)) * 3
+        H, W, C = self.in_shape
+        return H * W * C + (H // 2) * (W // 2) * C * 3
 
 
 class Conv2D(Layer):
@@ -260,14 +281,12 @@ class Conv2D(Layer):
         if Ho < 1 or Wo < 1:
             raise ValueError(f"a {k}x{k} convolution needs an input of at least {k}x{k}, got {H}x{W}")
         self.in_shape, self.pad, self.out_shape = in_shape, p, (Ho, Wo, self.filters)
-        self.fan_in = C * k * k
+        self.fan_in, self.fan_out = C * k * k, self.filters
         self.xp = np.zeros((batch, H + 2 * p, W + 2 * p, C), dtype) if p else None
         self.cols = np.empty((batch * Ho * Wo, self.fan_in), dtype)
         self.y = np.empty((batch, Ho, Wo, self.filters), dtype)
         self.dcols = np.empty((batch * Ho * Wo, self.fan_in), dtype)
         self.dxp = np.empty((batch, H + 2 * p, W + 2 * p, C), dtype)
-        self.grad_w = np.empty((self.fan_in, self.filters), dtype)
-        self.grad_b = np.empty(self.filters, dtype)
         return self.out_shape
 
     def forward(self, x, train):

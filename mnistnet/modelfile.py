@@ -1,16 +1,21 @@
 """save_model / load_model: versioned .npz model files, never pickled, read defensively.
 
-Imports numpy, the standard library and the core. Layout (format version 2):
+Imports numpy, the standard library and the core. Layout (format version 3):
   format        () str      "mnistnet-model"
   version       () int64    FORMAT_VERSION
-  layer_sizes   (L+1,) int64
+  net           () str      optional (version 3): the layer stack in one line (mnistnet.net),
+                            for any network but a dense ReLU MLP; W and b shapes follow from it
+  layer_sizes   (L+1,) int64  an MLP's sizes; a Net's Net.layer_sizes (784, flat, dense widths)
   input_scaling (2,) float64  mean, std
-  W0, b0, ...   float32     weights (in, out) and biases (out,) of each layer
+  W0, b0, ...   float32     weights (fan_in, fan_out) and biases (fan_out,) of each dense or
+                            conv layer (a conv's fan_in is channels x k x k)
   meta          () str      JSON: {"history": History.to_dict() or null}
-  snapshots     (n,) uint8  optional (version 2): the weights through training, in
+  snapshots     (n,) uint8  optional (version 2, MLPs): the weights through training, in
                             `mnistnet.snapshots.encode`'s format (float16, at most its capacity)
-Version 1 files (no snapshots) still load. load_model sets `model.snapshots` (a list, empty
-without the member); model_bytes writes the model's own unless given others.
+Version 1 files (no snapshots) and version 2 files still load: an MLP is written as before, so
+older readers refuse only what they cannot read (the version number). load_model sets
+`model.snapshots` (a list, empty without the member); model_bytes writes the model's own
+unless given others.
 
 A model file may come from anyone (the Runs page takes uploads), so load_model reads the zip's
 directory and every member's .npy header before it decompresses any array data, and then reads
@@ -35,16 +40,18 @@ from pathlib import Path
 import numpy as np
 
 from . import snapshots as snap
+from .net import MAX_LAYERS, Net, param_shapes, plan
 from .network import MAX_HIDDEN_LAYERS, MAX_PARAMETERS, MLP, check_model_limits
 from .train import History
 
 FORMAT = "mnistnet-model"
-FORMAT_VERSION = 2  # 2: the optional snapshots member
+FORMAT_VERSION = 3  # 2: the optional snapshots member; 3: the optional net member (layer stacks)
+NET_MAX_CHARS = 400  # mnistnet.net's longest line
 MAX_META_BYTES = 8 * 2**20  # the history's JSON as numpy stores it (4 bytes a character)
 # The largest legitimate file: the largest network in float32, its history, the zip's overhead.
 # Snapshots fit in the same bound: their budget is what a model's float32 leaves of the largest's.
 MAX_FILE_BYTES = 4 * MAX_PARAMETERS + MAX_META_BYTES + 2**20
-MAX_MEMBERS = 6 + 2 * (MAX_HIDDEN_LAYERS + 1)
+MAX_MEMBERS = 7 + 2 * (max(MAX_HIDDEN_LAYERS, MAX_LAYERS) + 1)
 MAX_RATIO = 100  # float32 weights barely compress; a bigger ratio is a zip bomb
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date, for every member
 _HEADER_MAX = 4096  # bytes read of a member before its .npy header is checked
@@ -62,13 +69,18 @@ def model_bytes(model: MLP, snapshots=None) -> bytes:
     """
     if snapshots is None:
         snapshots = getattr(model, "snapshots", None) or []
-    check_model_limits(model.layer_sizes)
+    is_net = isinstance(model, Net)
+    if is_net and snapshots:
+        raise ValueError("snapshots are kept for dense ReLU networks only")
+    if not is_net:
+        check_model_limits(model.layer_sizes)
     scaling = np.array([model.input_mean, model.input_std], dtype=np.float64)
     if not np.isfinite(scaling).all() or scaling[1] <= 0:
         raise ValueError(f"input scaling must be a finite mean and std > 0, got {scaling.tolist()}")
     arrays = {
         "format": np.array(FORMAT),
-        "version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "version": np.array(FORMAT_VERSION if is_net else 2, dtype=np.int64),
+        **({"net": np.array(model.spec)} if is_net else {}),
         "layer_sizes": np.array(model.layer_sizes, dtype=np.int64),
         "input_scaling": scaling,
         "meta": np.array(json.dumps({"history": _history_dict(model)})),
@@ -194,12 +206,17 @@ _FIXED = {"format": _Spec((), "U", (4, 256), "a string"),
           "meta": _Spec((), "U", (4, MAX_META_BYTES), "a JSON string")}
 
 
-def _specs(sizes: tuple[int, ...]) -> dict[str, _Spec]:
-    """Every member a model file of these layer sizes has (keys without .npy)."""
+def _specs(sizes: tuple[int, ...], net: str | None) -> dict[str, _Spec]:
+    """Every member a model file of these layer sizes (and layer stack) has (keys without .npy)."""
     specs = {**_FIXED, "layer_sizes": _Spec((len(sizes),), "iu", (1, 8), "integers")}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        specs[f"W{i}"] = _Spec((fan_in, fan_out), "f", (4, 4), "float32")
-        specs[f"b{i}"] = _Spec((fan_out,), "f", (4, 4), "float32")
+    if net is not None:
+        specs["net"] = _Spec((), "U", (4, 4 * NET_MAX_CHARS), "a string")
+        shapes = param_shapes(net)
+    else:
+        shapes = [((a, b), (b,)) for a, b in zip(sizes[:-1], sizes[1:])]
+    for i, (w_shape, b_shape) in enumerate(shapes):
+        specs[f"W{i}"] = _Spec(w_shape, "f", (4, 4), "float32")
+        specs[f"b{i}"] = _Spec(b_shape, "f", (4, 4), "float32")
     return specs
 
 
@@ -280,9 +297,9 @@ class _Reader:
 
 def _model_from_zip(r: _Reader) -> MLP:
     """Checks in order of cost: the small members, the directory, every header, then the arrays."""
-    sizes = _layer_sizes(r)
-    specs = _specs(sizes)
-    optional = {"snapshots.npy"} if r.version >= 2 else set()
+    sizes, net = _layer_sizes(r)
+    specs = _specs(sizes, net)
+    optional = {"snapshots.npy"} if r.version >= 2 and net is None else set()
     extra = sorted(n[:40] for n in set(r.members) - {f"{k}.npy" for k in specs} - optional)
     if extra:
         raise r.fail(f"unexpected arrays {extra[:5]} for layer sizes {sizes}")
@@ -290,16 +307,19 @@ def _model_from_zip(r: _Reader) -> MLP:
     packed = sum(i.compress_size for i in r.members.values())
     if unpacked > 2**20 and unpacked > MAX_RATIO * packed:
         raise r.fail(f"unpacks {packed:,} bytes to {unpacked:,}, a ratio over {MAX_RATIO} (a zip bomb)")
-    later = [k for k in specs if k not in ("format", "version", "layer_sizes")]
+    later = [k for k in specs if k not in ("format", "version", "layer_sizes", "net")]
     headers = {k: r.check(k, r.header(k), specs[k]) for k in later}
     scaling = r.data("input_scaling", headers["input_scaling"]).astype(np.float64)
     if not np.isfinite(scaling).all() or scaling[1] <= 0:
         raise r.fail("'input_scaling' must be 2 finite numbers (mean, std > 0)")
-    n = len(sizes) - 1
+    n = sum(k.startswith("W") for k in specs)
     weights = [r.data(f"W{i}", headers[f"W{i}"]) for i in range(n)]
     biases = [r.data(f"b{i}", headers[f"b{i}"]) for i in range(n)]
     try:
-        model = MLP.from_arrays(weights, biases, float(scaling[0]), float(scaling[1]))
+        if net is not None:
+            model = Net.from_arrays(net, weights, biases, float(scaling[0]), float(scaling[1]))
+        else:
+            model = MLP.from_arrays(weights, biases, float(scaling[0]), float(scaling[1]))
     except ValueError as e:  # a non-finite array
         raise r.fail(str(e)) from None
     model.history = _history(r, r.data("meta", headers["meta"]).item(), sizes)
@@ -307,8 +327,9 @@ def _model_from_zip(r: _Reader) -> MLP:
     return model
 
 
-def _layer_sizes(r: _Reader) -> tuple[int, ...]:
-    """format, version and layer_sizes, read and checked -> the layer sizes, within the limits."""
+def _layer_sizes(r: _Reader) -> tuple[tuple[int, ...], str | None]:
+    """format, version, net and layer_sizes, read and checked -> (the layer sizes, the layer
+    stack's line or None for an MLP), within the limits."""
     fmt = r.read("format", _FIXED["format"]).item()
     if fmt != FORMAT:
         raise r.fail(f"format is {fmt[:40]!r}, expected {FORMAT!r}")
@@ -319,14 +340,28 @@ def _layer_sizes(r: _Reader) -> tuple[int, ...]:
     if version < 1:
         raise r.fail(f"unknown format version {version}")
     r.version = version
+    net = None
+    if "net.npy" in r.members and version >= 3:
+        net = r.read("net", _Spec((), "U", (4, 4 * NET_MAX_CHARS), "a string")).item()
+        try:
+            expected = plan(net)  # shapes and limits only, nothing allocated
+        except ValueError as e:
+            raise r.fail(f"its layer stack is invalid ({e})") from None
+        net = expected.spec
     npy = r.header("layer_sizes")
     n = npy.shape[0] if len(npy.shape) == 1 else 0
-    if not 3 <= n <= MAX_HIDDEN_LAYERS + 2:
+    most = MAX_LAYERS + 3 if net is not None else MAX_HIDDEN_LAYERS + 2
+    if not 3 <= n <= most:
         raise r.fail(f"'layer_sizes' has shape {str(npy.shape)[:60]}; a model has 1 to "
-                     f"{MAX_HIDDEN_LAYERS} hidden layers")
+                     f"{most - 2} hidden layers")
     sizes = r.data("layer_sizes", r.check("layer_sizes", npy, _Spec((n,), "iu", (1, 8), "integers")))
+    if net is not None:
+        if tuple(sizes.tolist()) != expected.layer_sizes:
+            raise r.fail(f"'layer_sizes' {str(sizes.tolist())[:60]} does not match its layer stack "
+                         f"'{net}' ({list(expected.layer_sizes)})")
+        return expected.layer_sizes, net
     try:
-        return check_model_limits(sizes.tolist())
+        return check_model_limits(sizes.tolist()), None
     except ValueError as e:
         raise r.fail(str(e)) from None
 

@@ -22,7 +22,17 @@ import re
 import numpy as np
 
 from .layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2, ReLU, Tanh
-from .network import MAX_PARAMETERS, MLP, MNIST_MEAN, MNIST_STD, N_CLASSES, SoftmaxNLL, log_softmax, random_stream
+from .network import (
+    MAX_PARAMETERS,
+    MLP,
+    MNIST_MEAN,
+    MNIST_STD,
+    N_CLASSES,
+    SoftmaxNLL,
+    check_model_limits,
+    log_softmax,
+    random_stream,
+)
 
 MAX_LAYERS = 12  # tokens of one line
 MAX_FILTERS = 128
@@ -105,11 +115,40 @@ def mlp_sizes(spec: str) -> tuple[int, ...] | None:
     return None
 
 
+def plan(spec: str) -> Net:
+    """A Net of the line without its parameters (and no buffers): its spec, layer_sizes,
+    template layers' shapes and macs(), checked against every limit; ValueError names a bad
+    token or limit. Nothing the line asks for is allocated."""
+    net = Net.__new__(Net)
+    net._plan(spec, MNIST_MEAN, MNIST_STD, np.float32)
+    return net
+
+
+def param_shapes(spec: str) -> list[tuple[tuple[int, int], tuple[int]]]:
+    """The (W shape, b shape) of each conv and dense layer of the line, in order, computed
+    without allocating them; ValueError names a bad token or limit."""
+    return [((layer.fan_in, layer.fan_out), (layer.fan_out,)) for layer in plan(spec).params]
+
+
+def line_of(hidden) -> str:
+    """Hidden widths (h1, h2, ...) -> the MLP's line 'dense h1 - dense h2 - ...'."""
+    return " - ".join(f"dense {int(h)}" for h in hidden)
+
+
+def describe(model) -> str:
+    """How the pages and the CLI name a model: an MLP's sizes '784-512-256-10', a Net's line."""
+    return model.spec if isinstance(model, Net) else "-".join(map(str, model.layer_sizes))
+
+
+def model_for(arch, seed: int = 0):
+    """`arch`: a line (str) or hidden widths (a tuple) -> a new MLP or Net, as build."""
+    return build(arch if isinstance(arch, str) else line_of(arch), seed)
+
+
 def build(spec: str, seed: int = 0):
     """An MLP for a line of dense ReLU layers, else a Net; ValueError names a bad token or limit."""
     sizes = mlp_sizes(spec)
     if sizes is not None:
-        from .network import check_model_limits
         check_model_limits(sizes)
         return MLP(sizes, seed=seed)
     return Net(spec, seed=seed)
@@ -132,24 +171,32 @@ class Net:
 
     def __init__(self, spec: str, seed: int = 0, input_mean: float = MNIST_MEAN, input_std: float = MNIST_STD,
                  dtype=np.float32):
-        self.spec = canonical(spec)
-        self.input_mean, self.input_std = float(input_mean), float(input_std)
-        self.history = None
-        self.dtype = np.dtype(dtype)
-        layers = _layers(parse(self.spec))
-        shape = INPUT_SHAPE
-        for layer in layers:  # shapes and limits, with 1-row buffers
-            shape = layer.setup(shape, 1, self.dtype)
-        self.out_shape = shape
-        self.params = [layer for layer in layers if isinstance(layer, (Dense, Conv2D))]
+        self._plan(spec, input_mean, input_std, dtype)
         rng = random_stream(seed, "init")
-        for i, layer in enumerate(self.params):
-            layer.index = i
+        for layer in self.params:
             layer.init(rng, self.dtype)
         self.weights = [layer.W for layer in self.params]
         self.biases = [layer.b for layer in self.params]
+
+    def _plan(self, spec: str, input_mean: float, input_std: float, dtype) -> None:
+        """Everything but the parameters: the layers' shapes (nothing large allocated) and the
+        limits, checked before any array the line asks for exists."""
+        self.spec = canonical(spec)
+        if not (np.isfinite(input_mean) and np.isfinite(input_std) and input_std > 0):
+            raise ValueError(f"input scaling needs a finite mean and std > 0, got {input_mean}, {input_std}")
+        self.input_mean, self.input_std = float(input_mean), float(input_std)
+        self.history, self.snapshots = None, []
+        self.dtype = np.dtype(dtype)
+        layers = _layers(parse(self.spec))
+        shape = INPUT_SHAPE
+        for layer in layers:  # batch 0: shapes only
+            shape = layer.setup(shape, 0, self.dtype)
+        self.out_shape = shape
+        self.params = [layer for layer in layers if isinstance(layer, (Dense, Conv2D))]
+        for i, layer in enumerate(self.params):
+            layer.index = i
         self.template = layers
-        n = sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+        n = sum(layer.parameter_count() for layer in self.params)
         if n > MAX_PARAMETERS:
             raise ValueError(f"'{self.spec}' has {n:,} parameters, over the limit of {MAX_PARAMETERS:,}")
         acts = sum(layer.activations() for layer in layers)
@@ -160,6 +207,30 @@ class Net:
         self.layer_sizes = (784, *([flat] if flat else []), *(layer.units for layer in self.params
                                                                if isinstance(layer, Dense)))
         self._stacks: dict[int, list[Layer]] = {}
+
+    @classmethod
+    def from_arrays(cls, spec: str, weights, biases, input_mean: float = MNIST_MEAN,
+                    input_std: float = MNIST_STD) -> Net:
+        """The Net of `spec` holding the given parameters (no random initialisation).
+        weights[l]: param_shapes(spec)[l][0], biases[l]: its [1]; float32 C-contiguous writable
+        arrays are kept as they are. ValueError names a mismatched shape or non-finite array."""
+        net = cls.__new__(cls)
+        net._plan(spec, input_mean, input_std, np.float32)
+        weights, biases = list(weights), list(biases)
+        if len(weights) != len(net.params) or len(biases) != len(net.params):
+            raise ValueError(f"'{net.spec}' has {len(net.params)} weight matrices and bias vectors, "
+                             f"got {len(weights)} and {len(biases)}")
+        for i, (layer, W, b) in enumerate(zip(net.params, weights, biases)):
+            if np.shape(W) != (layer.fan_in, layer.fan_out) or np.shape(b) != (layer.fan_out,):
+                raise ValueError(f"W{i} {np.shape(W)} and b{i} {np.shape(b)} do not fit '{net.spec}', "
+                                 f"which needs {(layer.fan_in, layer.fan_out)} and {(layer.fan_out,)}")
+            layer.W, layer.b = (np.require(a, np.float32, ["C", "W"]) for a in (W, b))
+            for key, a in ((f"W{i}", layer.W), (f"b{i}", layer.b)):
+                if not np.isfinite(a).all():
+                    raise ValueError(f"{key} contains NaN or infinite values")
+        net.weights = [layer.W for layer in net.params]
+        net.biases = [layer.b for layer in net.params]
+        return net
 
     def macs(self) -> int:
         """Multiply-adds of one image's forward pass."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from .data import MNIST, Split
 from .metrics import evaluate_scaled
+from .net import Net
 from .network import MLP
 from .snapshots import capacity, retained, take
 from .store import CLI_OWNER, HEARTBEAT_S, Store, runner_name
@@ -78,7 +79,8 @@ class _Recorder:
         self.losses: list[list[float]] = []
         self._next_write = self._next_poll = 0.0
         self._stop = False
-        self.planned, self.limit = planned_epochs, capacity(model.layer_sizes)
+        # Snapshots are of dense layers (Inside's slider); a layer stack keeps none yet.
+        self.planned, self.limit = planned_epochs, 0 if isinstance(model, Net) else capacity(model.layer_sizes)
         self.pending: list = []  # Snapshots taken since the last epoch was recorded
         self.kept: list[float] = []  # the epochs of the snapshots the store keeps for this run
 
@@ -150,8 +152,19 @@ def _epochs(model: MLP) -> list:
 def train_recorded(store: Store, model: MLP, data: MNIST, config: TrainConfig, origin: str,
                    owner: str = CLI_OWNER, on_progress=None, should_stop=None) -> RecordedRun:
     """`train` in this process with the run recorded in `store` (the CLI's way)."""
-    run_id = store.start_run(model.layer_sizes, config.to_dict(), origin, owner)
+    run_id = store.start_run(model.layer_sizes, config.to_dict(), origin, owner, spec=run_spec(model))
     return execute_run(store, run_id, model, data, config, on_progress, should_stop)
+
+
+def run_spec(model) -> dict:
+    """What a run's row must say beyond its layer sizes to rebuild `model`: a Net's line."""
+    return {"net": model.spec} if isinstance(model, Net) else {}
+
+
+def new_model(row: dict, seed: int):
+    """A run row (layer sizes, spec) -> the untrained model it asks for: an MLP or a Net."""
+    net = (row.get("spec") or {}).get("net")
+    return Net(net, seed=seed) if net else MLP(row["layer_sizes"], seed=seed)
 
 
 def user_samples(store: Store, owner: str, everyone: bool = False) -> Split:

@@ -15,10 +15,9 @@ import threading
 from distributed import get_worker
 from threadpoolctl import threadpool_limits
 
-from .data import load_mnist
+from .data import load_dataset, load_mnist
 from .dburl import resolve_url
-from .network import MLP
-from .runs import execute_run, mix_user_digits, user_samples
+from .runs import execute_run, mix_user_digits, new_model, user_samples
 from .store import Store
 from .train import TrainConfig, TrainingDiverged
 
@@ -38,10 +37,15 @@ def worker_store(db_url: str) -> Store:
         return _stores[db_url]
 
 
-def worker_data(db_url: str):
-    """MNIST from the store at `db_url`, loaded once per worker process."""
+def worker_data(db_url: str, dataset: str = "mnist"):
+    """MNIST from the store at `db_url` (another data set from its verified files), loaded
+    once per worker process."""
     store = worker_store(db_url)
     with _data_lock:
+        if dataset != "mnist":
+            if dataset not in _data:
+                _data[dataset] = load_dataset(dataset)
+            return _data[dataset]
         if db_url not in _data:
             if not store.has_mnist():  # a worker may be first: import the verified files
                 store.import_mnist(load_mnist())
@@ -69,14 +73,14 @@ def run_task(db_url: str, run_id: int) -> str:
         return "not queued"
     row = store.run(run_id)
     try:
-        data = worker_data(db_url)
         config = TrainConfig.from_dict(row["config"])
+        data = worker_data(db_url, config.dataset)
         if row["origin"] == "finetune":
             model = store.load_model(row["base_model_id"])
             everyone = bool(row["spec"].get("everyone"))
             data = mix_user_digits(data, user_samples(store, row["owner"], everyone))
         else:
-            model = MLP(row["layer_sizes"], seed=config.seed)
+            model = new_model(row, config.seed)
         status = execute_run(store, run_id, model, data, config, worker=worker).history.status
         if row["spec"].get("make_current"):
             store.adopt(run_id)

@@ -15,8 +15,9 @@ import numpy as np
 
 from .augment import LIMITS as AUGMENT_LIMITS
 from .augment import Augmenter, augmenting
-from .data import Split
+from .data import DATASETS, Split
 from .metrics import Evaluator
+from .net import plan
 from .network import MLP, check_layer_sizes, random_stream
 from .sgd import Stepper
 from .snapshots import early_batch
@@ -58,6 +59,7 @@ class TrainConfig:
     elastic_sigma: float = 4.0  # smoothness of the elastic field: its Gaussian's std in px
     train_size: int | None = None  # use the first n training images; None = all
     progress_every: int = 20  # batches between on_progress calls
+    dataset: str = "mnist"  # what it learns: a key of mnistnet.data.DATASETS ("fashion": Fashion-MNIST)
 
     def __post_init__(self):
         self.validate()
@@ -97,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"train_size must be an integer >= 1 or None, got {self.train_size!r}")
         if not is_int(self.progress_every) or self.progress_every < 1:
             raise ValueError(f"progress_every must be an integer >= 1, got {self.progress_every!r}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {str(self.dataset)[:40]!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,21 +115,25 @@ class TrainConfig:
         return cls(**d)
 
 
-def check_run_size(layer_sizes, config: TrainConfig, n_train: int) -> None:
-    """ValueError if training `layer_sizes` on `n_train` images for config.epochs would exceed
-    MAX_WORK (weights x images x epochs), saying what to reduce."""
-    weights = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+def check_run_size(arch, config: TrainConfig, n_train: int) -> None:
+    """ValueError if training `arch` (an MLP's layer sizes, or a network's line) on `n_train`
+    images for config.epochs would exceed MAX_WORK (multiply-adds per image x images x epochs;
+    an MLP's are its weights), saying what to reduce."""
+    if isinstance(arch, str):
+        macs = plan(arch).macs()  # shapes only: ValueError names a bad token or limit
+    else:
+        macs = sum(a * b for a, b in zip(arch[:-1], arch[1:]))
     images = min(n_train, config.train_size or n_train)
-    work = weights * images * config.epochs
+    work = macs * images * config.epochs
     if work > MAX_WORK:
         raise ValueError(f"this run is {work / MAX_WORK:.1f} times larger than one run may be here "
-                         f"({weights:,} weights x {images:,} images x {config.epochs} epochs); use fewer "
-                         "epochs, fewer training images or smaller layers")
+                         f"({macs:,} multiply-adds per image x {images:,} images x {config.epochs} epochs); "
+                         "use fewer epochs, fewer training images or smaller layers")
 
 
-# name -> (hidden layer sizes, config, one-line description). Figures: bench/accuracy.py and
-# bench/drawn.py on this lab's 2-core machine (CLI, quiet); the README lists them.
-PRESETS: dict[str, tuple[tuple[int, ...], TrainConfig, str]] = {
+# name -> (hidden layer sizes or a network's line, config, one-line description). Figures:
+# bench/accuracy.py and bench/drawn.py on this lab's 2-core machine (CLI, quiet); the README lists them.
+PRESETS: dict[str, tuple[tuple[int, ...] | str, TrainConfig, str]] = {
     # The report does not give its hidden widths; 512-256 is ours.
     "seed": ((512, 256), TrainConfig(),
              "the course report's recipe: 784-512-256-10, SGD lr 0.13, batch 50, 2 epochs"),
@@ -152,12 +160,19 @@ PRESETS: dict[str, tuple[tuple[int, ...], TrainConfig, str]] = {
                                        elastic_sigma=6.0, thickness=0.3),
              "784-1024-1024-10, momentum 0.9, lr 0.02 with cosine decay, batch 128, affine + elastic + "
              "thickness distortions, 45 epochs"),
+    # A small LeNet-like network: two 5x5 convolutions with max pooling, one dense layer.
+    "cnn": ("conv 16x5 - pool - conv 32x5 - pool - dense 128",
+            TrainConfig(batch_size=64, learning_rate=0.05, epochs=6, momentum=0.9, lr_schedule="cosine",
+                        rotate_degrees=8.0, scale=0.08, shear_degrees=8.0, translate_pixels=1.5),
+            "conv 16x5 - pool - conv 32x5 - pool - dense 128, momentum 0.9, lr 0.05 with cosine decay, "
+            "batch 64, digits turned, scaled, slanted and moved, 6 epochs"),
 }
 DEFAULT_PRESET = "default"  # the model the lab trains for everyone when it has none
 
 
-def preset(name: str) -> tuple[tuple[int, ...], TrainConfig]:
-    """Preset name -> (hidden sizes, TrainConfig). ValueError for an unknown name."""
+def preset(name: str) -> tuple[tuple[int, ...] | str, TrainConfig]:
+    """Preset name -> (hidden sizes, or a line for a network with conv layers, TrainConfig).
+    ValueError for an unknown name."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     hidden, config, _ = PRESETS[name]

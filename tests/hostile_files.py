@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 from mnistnet import MLP, History
 from mnistnet.metrics import summarize
 from mnistnet.modelfile import model_bytes
+from mnistnet.net import Net
 
 LOCAL, CENTRAL = b"PK\x03\x04", b"PK\x01\x02"
 
@@ -264,7 +265,7 @@ HOSTILE_MODELS = [
                                      ("W0.npy", npy_of(np.zeros((784, 16), np.float32)))])),
     ("3,000 members", lambda: _many_members(3000)),
     ("nested zip as W0", lambda: model_zip(_good_arrays(), W0=zeros_bomb())),
-    ("format version 3", lambda: _with(version=np.array(3))),
+    ("format version 4", lambda: _with(version=np.array(4))),
     ("foreign format", lambda: _with(format=np.array("something-else"))),
 ]
 
@@ -321,6 +322,44 @@ SNAPSHOT_MODELS = [
         snap_raw([0.0]), np.uint8))),
 ]
 HOSTILE_MODELS += SNAPSHOT_MODELS
+
+
+# -- layer stacks in a model file (format version 3) -----------------------------------------
+NET_LINE = "conv 4x5 - pool - conv 8x3 - pool - dense 16"
+
+
+@functools.cache
+def good_net_bytes() -> bytes:
+    return model_bytes(Net(NET_LINE, seed=0))
+
+
+def _net_with(**arrays) -> bytes:
+    return npz({**arrays_of(good_net_bytes()), **arrays})
+
+
+NET_MODELS = [
+    ("net: not a layer", lambda: _net_with(net=np.array("conv 4x5 - spline 3"))),
+    ("net: 999 filters", lambda: _net_with(net=np.array("conv 999x5 - pool - dense 16"))),
+    # Within every per-token limit and the parameter limit, but keeping 3.7 million values per
+    # image in training: refused from the line, before a single buffer exists.
+    ("net: two 128-filter same convolutions", lambda: _net_with(net=np.array(
+        "conv 128x3 same - conv 128x3 same - dense 16"))),
+    ("net: eleven 128x9 convolutions", lambda: _net_with(net=np.array(
+        " - ".join(["conv 128x9 same"] * 11) + " - dense 16"))),
+    ("net: 4 GB line header", lambda: model_zip(arrays_of(good_net_bytes()), net=npy("<U1000000000", ()))),
+    ("net: a number, not a line", lambda: _net_with(net=np.array(7))),
+    ("net: layer sizes of another stack", lambda: _net_with(layer_sizes=np.array([784, 300, 16, 10]))),
+    ("net: conv W0 of another shape", lambda: _net_with(W0=np.zeros((25, 5), np.float32))),
+    ("net: conv W0 declares (10^6, 10^6)", lambda: model_zip(arrays_of(good_net_bytes()),
+                                                             W0=npy("<f4", (10**6, 10**6)))),
+    ("net: NaN in a kernel", lambda: _net_with(W1=np.full((36, 8), np.nan, np.float32))),
+    ("net: a weight matrix too many", lambda: _net_with(W4=np.zeros((10, 10), np.float32),
+                                                        b4=np.zeros(10, np.float32))),
+    ("net: missing b2", lambda: model_zip(arrays_of(good_net_bytes()), b2=None)),
+    ("net: in a version 2 file", lambda: _net_with(version=np.array(2))),
+    ("net: with snapshots", lambda: _net_with(snapshots=np.frombuffer(snap_raw([0.0]), np.uint8))),
+]
+HOSTILE_MODELS += NET_MODELS
 
 
 # -- digit uploads ---------------------------------------------------------------------------

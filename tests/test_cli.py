@@ -47,6 +47,29 @@ def model_file(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.parametrize("data", ["mnist", "fashion"])
+def test_a_layer_stack_trains_saves_and_evaluates(data, tmp_path):
+    """A one-line CNN through the CLI on either data set: its file holds the line, evaluate
+    reads the run's data set and gives the training's exact count, runs lists the line."""
+    line = "conv 4x5 - pool - conv 8x3 - pool - dense 32"
+    out = tmp_path / "cnn.npz"
+    r = run("train", "--net", line, "--epochs", "1", "--train-size", "6000", "--data", data,
+            "--out", str(out), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["net"] == line and result["layer_sizes"] == [784, 200, 32, 10]
+    assert result["config"]["dataset"] == data and result["parameters"] == 4 * 26 + 8 * 37 + 200 * 32 + 32 + 330
+    assert result["test_accuracy"] > (0.75 if data == "mnist" else 0.6)  # 10% by chance
+    e = run("evaluate", str(out), "--json")
+    assert e.returncode == 0, e.stderr
+    evaluated = json.loads(e.stdout)
+    assert evaluated["correct"] == result["test_correct"] and evaluated["net"] == line
+    listed = run("runs")
+    assert line in listed.stdout
+    if data == "fashion":
+        assert any(line in ln and ln.endswith("(Fashion-MNIST)") for ln in listed.stdout.splitlines())
+
+
 def test_fetch_imports_into_the_store_once():
     r = run("fetch")
     assert r.returncode == 0 and "verified" in r.stdout, r.stderr
@@ -95,6 +118,10 @@ def test_predict_png(model_file, tmp_path):
     (("train", "--hidden", "128,0"), "--hidden"),
     (("train", "--hidden", "abc"), "--hidden"),
     (("train", "--preset", "nope"), "preset"),
+    (("train", "--net", "conv 8x5 - spline 3"), "'spline 3' is not a layer"),
+    (("train", "--net", "conv 999x5"), "filters must be 1 to 128, got 999"),
+    (("train", "--net", "conv 8x5", "--hidden", "64"), "give --hidden or --net, not both"),
+    (("train", "--data", "cifar"), "invalid choice"),
     (("evaluate", "/no/such/model.npz"), "no such model file"),
     (("frobnicate",), "invalid choice"),
 ])

@@ -48,7 +48,7 @@ def test_round_trip_identical(tmp_path):
     ({"W1": np.zeros((12, 8), np.float32)}, "W1.*shape"),
     ({"b2": np.zeros(10, np.float64)}, "b2.*float32"),
     ({"W0": np.full((784, 12), np.nan, np.float32)}, "NaN"),
-    ({"version": np.array(3, dtype=np.int64)}, "newer"),
+    ({"version": np.array(4, dtype=np.int64)}, "newer"),
     ({"version": np.array(0, dtype=np.int64)}, "unknown format version"),
     ({"format": np.array("something-else")}, "format"),
     ({"layer_sizes": np.array([784, 12, 10])}, "W1.*shape|unexpected"),

@@ -158,7 +158,7 @@ def test_presets():
     assert cfg == TrainConfig() and cfg.learning_rate == 0.13 and cfg.batch_size == 50 and cfg.epochs == 2
     assert cfg.bias_learning_rate is None and cfg.momentum == 0 and cfg.shift_pixels == 0
     assert len(hidden) == 2
-    assert set(PRESETS) == {"seed", "default", "quick", "best"}
+    assert set(PRESETS) == {"seed", "default", "quick", "best", "cnn"}
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         preset("fast")
 

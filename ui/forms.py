@@ -10,19 +10,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mnistnet import TrainConfig, preset
+from mnistnet.data import DATASETS
+from mnistnet.net import canonical
 from mnistnet.network import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, check_model_limits
 from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size
 
-PRESET_LABELS = {"seed": "Seed report", "default": "Default", "quick": "Quick", "best": "Best"}
+PRESET_LABELS = {"seed": "Seed report", "default": "Default", "quick": "Quick", "best": "Best", "cnn": "CNN"}
 LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
           "train_size": "Training images", "momentum": "Momentum", "lr_schedule": "Learning-rate schedule",
           "weight_decay": "Weight decay", "shift_pixels": "Random shifts", "rotate_degrees": "Rotation",
           "scale": "Scaling", "shear_degrees": "Slant", "translate_pixels": "Translation",
           "thickness": "Stroke thickness", "elastic_alpha": "Elastic distortion",
-          "elastic_sigma": "Elastic smoothness"}
+          "elastic_sigma": "Elastic smoothness", "dataset": "Data set"}
 CONFIG_FIELDS = tuple(LABELS)
 __all__ = ["MAX_HIDDEN_LAYERS", "MAX_LAYER_SIZE", "MAX_SEED", "MAX_BATCH", "MAX_EPOCHS", "MAX_LEARNING_RATE",
-           "validate", "field_error", "hidden_error", "preset_values", "parse_seed"]
+           "validate", "field_error", "hidden_error", "net_error", "preset_values", "parse_seed", "DATASETS"]
 
 
 def parse_seed(text) -> int | str:
@@ -37,10 +39,11 @@ def _words(message: str, field: str) -> str:
 
 
 def preset_values(name: str, n_train: int = 50_000) -> dict:
-    """Form values of a preset: hidden (list of sizes) plus the TrainConfig fields."""
-    hidden, config = preset(name)
+    """Form values of a preset: hidden (list of sizes), net (its line, "" for dense layers)
+    plus the TrainConfig fields."""
+    arch, config = preset(name)
     values = {f: getattr(config, f) for f in CONFIG_FIELDS}
-    values["hidden"] = list(hidden)
+    values["hidden"], values["net"] = ([128], arch) if isinstance(arch, str) else (list(arch), "")
     values["train_size"] = config.train_size or n_train
     return values
 
@@ -51,6 +54,17 @@ def hidden_error(size) -> str | None:
         check_model_limits((784, size, 10))
     except ValueError as e:
         return str(e)[:1].upper() + str(e)[1:]
+    return None
+
+
+def net_error(line: str) -> str | None:
+    """The message for a bad network line ("" is fine: the dense layers), or None."""
+    if not str(line or "").strip():
+        return None
+    try:
+        check_run_size(str(line), TrainConfig(epochs=1), 1)  # builds its shapes: names a bad token or limit
+    except ValueError as e:
+        return "Network: " + str(e)
     return None
 
 
@@ -71,18 +85,22 @@ def field_error(name: str, value, n_train: int) -> str | None:
     return None
 
 
-def validate(values: dict, n_train: int) -> tuple[tuple[int, ...] | None, TrainConfig | None, dict]:
-    """Form values -> (hidden sizes, config, errors). errors maps a field ("hidden.0",
-    "learning_rate", ..., "size" for the whole run) to its message; hidden and config are
-    None when there are errors."""
-    errors = {f"hidden.{i}": m for i, s in enumerate(values["hidden"]) if (m := hidden_error(s))}
+def validate(values: dict, n_train: int) -> tuple[tuple[int, ...] | str | None, TrainConfig | None, dict]:
+    """Form values -> (hidden sizes, or the network's line when "net" holds one; config;
+    errors). errors maps a field ("hidden.0", "net", "learning_rate", ..., "size" for the
+    whole run) to its message; the first two are None when there are errors."""
+    line = str(values.get("net") or "").strip()
+    if line:
+        errors = {"net": m} if (m := net_error(line)) else {}
+    else:
+        errors = {f"hidden.{i}": m for i, s in enumerate(values["hidden"]) if (m := hidden_error(s))}
     errors.update({f: m for f in CONFIG_FIELDS if (m := field_error(f, values[f], n_train))})
     if errors:
         return None, None, errors
     config = TrainConfig(**{f: parse_seed(values[f]) if f == "seed" else values[f] for f in CONFIG_FIELDS})
-    hidden = tuple(int(s) for s in values["hidden"])
+    arch = canonical(line) if line else tuple(int(s) for s in values["hidden"])
     try:
-        check_run_size((784, *hidden, 10), config, n_train)
+        check_run_size(arch if line else (784, *arch, 10), config, n_train)
     except ValueError as e:
         return None, None, {"size": str(e)[:1].upper() + str(e)[1:]}
-    return hidden, config, {}
+    return arch, config, {}

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from mnistnet import Progress, TrainConfig, preset
+from mnistnet.net import plan as param_plan
 from mnistnet.runs import fine_tune_config
 from mnistnet.store import ACTIVE, NotAllowed, StoreError
 from mnistnet.train import DEFAULT_PRESET
@@ -43,6 +44,12 @@ class Snapshot:
     ahead: int  # queued runs before this one
     stop_requested: bool
     owner: str | None
+    net: str | None = None  # the layer stack's line; None for a dense ReLU network
+
+    @property
+    def network(self) -> str:
+        """How the pages name its network: the line, or the sizes '784-512-256-10'."""
+        return self.net or "-".join(str(s) for s in self.layer_sizes)
 
     @property
     def running(self) -> bool:
@@ -76,7 +83,7 @@ def snapshot(run_id: int) -> Snapshot | None:
     return Snapshot(row["id"], row["status"], tuple(row["layer_sizes"]), cfg,
                     min(n, cfg.get("train_size") or n), progress, store.run_epochs(run_id), row["losses"],
                     row["error"], row["spec"].get("note"), row["started_at"], row["ended_at"], ahead,
-                    row["stop_requested"], row["owner"])
+                    row["stop_requested"], row["owner"], row["spec"].get("net"))
 
 
 def _submit(owner: str, layer_sizes, config: TrainConfig, origin: str, **kw) -> int:
@@ -101,12 +108,17 @@ def my_active(owner: str, origins=("app",)) -> list[dict]:
     return [r for r in resources.store().list_runs(owner=owner, statuses=ACTIVE) if r["origin"] in origins]
 
 
-def start(hidden: tuple[int, ...], config: TrainConfig) -> int:
-    """Queue a Train-page run for this visitor -> its id. JobError if they have one going."""
+def start(arch: tuple[int, ...] | str, config: TrainConfig) -> int:
+    """Queue a Train-page run of `arch` (hidden sizes, or a network's line) for this visitor
+    -> its id. JobError if they have one going."""
     owner = session.owner()
     if len(my_active(owner)) >= MAX_ACTIVE_PER_VISITOR:
         raise JobError("You already have a run queued or training: stop it or wait for it to end.")
-    return _submit(owner, (784, *hidden, 10), config, "app", spec={"make_current": True})
+    if isinstance(arch, str):
+        sizes, spec = param_plan(arch).layer_sizes, {"make_current": True, "net": arch}
+    else:
+        sizes, spec = (784, *arch, 10), {"make_current": True}
+    return _submit(owner, sizes, config, "app", spec=spec)
 
 
 def latest(owner: str, origins=("app",)) -> dict | None:

@@ -20,12 +20,13 @@ DEFAULT_HIDDEN_SIZE = 64
 def _load_values(values: dict) -> None:
     """Put form values into the widgets' session keys."""
     st.session_state[W + "layers"] = len(values["hidden"])
+    st.session_state[W + "net"] = values.get("net") or ""
     for i, size in enumerate(values["hidden"]):
         st.session_state[f"{W}hidden.{i}"] = size
     for f in forms.CONFIG_FIELDS:
         # float(): a number input's value and step must be of one type (a preset may say 10).
         st.session_state[W + f] = (str(values[f]) if f == "seed" else float(values[f]) if f in AUGMENTATION
-                                   else values[f])
+                                   else values.get(f, "mnist") if f == "dataset" else values[f])
 
 
 def _apply_preset(n_train: int) -> None:
@@ -49,7 +50,9 @@ def show_run(run: dict, n_train: int) -> None:
     tab, whatever the widgets held before."""
     # Runs recorded before a field existed lack it: the form shows its default.
     cfg = {**TrainConfig().to_dict(), **run["config"], "train_size": run["config"].get("train_size") or n_train}
-    _load_values({"hidden": list(run["layer_sizes"][1:-1]), **{f: cfg[f] for f in forms.CONFIG_FIELDS}})
+    net = run["spec"].get("net") or ""
+    _load_values({"hidden": [128] if net else list(run["layer_sizes"][1:-1]), "net": net,
+                  **{f: cfg[f] for f in forms.CONFIG_FIELDS}})
 
 
 def values_now() -> dict:
@@ -58,7 +61,7 @@ def values_now() -> dict:
     ss = st.session_state
     layers = int(ss.get(W + "layers") or 1)
     return {"hidden": [ss.get(f"{W}hidden.{i}", DEFAULT_HIDDEN_SIZE) for i in range(layers)],
-            **{f: ss.get(W + f) for f in forms.CONFIG_FIELDS}}
+            "net": ss.get(W + "net") or "", **{f: ss.get(W + f) for f in forms.CONFIG_FIELDS}}
 
 
 def form(n_train: int, disabled: bool) -> dict:
@@ -74,19 +77,35 @@ def form(n_train: int, disabled: bool) -> dict:
     values: dict = {"hidden": []}
     arch, hyper = st.columns(2, gap="large")
     with arch:
-        st.markdown("**Architecture**: 784 inputs → hidden ReLU layers → 10 outputs")
+        values["net"] = st.text_input(
+            "Network in one line (optional)", key=W + "net", disabled=disabled, max_chars=400,
+            placeholder="conv 16x5 - pool - conv 32x5 - pool - dense 128",
+            help="Layers joined by '-': 'conv FxK' (F filters of KxK, add 'same' to pad), 'pool' (2x2 "
+                 "max pooling), 'dense N', 'dropout P'; 'tanh' after a conv or dense layer instead of "
+                 "ReLU. The 10 outputs are added. Empty: the dense ReLU layers below.")
+        if msg := forms.net_error(values["net"]):
+            st.error(msg, icon=":material/error:")
+        line = bool(str(values["net"]).strip())
+        st.markdown("**Architecture**: " + ("the line above, then 10 outputs" if line else
+                                            "784 inputs → hidden ReLU layers → 10 outputs"))
         layers = st.segmented_control("Hidden layers", list(range(1, forms.MAX_HIDDEN_LAYERS + 1)),
-                                      key=W + "layers", disabled=disabled) or 1
+                                      key=W + "layers", disabled=disabled or line) or 1
         for i in range(int(layers)):
             key = f"{W}hidden.{i}"
             if key not in st.session_state:
                 st.session_state[key] = DEFAULT_HIDDEN_SIZE
-            size = st.number_input(f"Size of hidden layer {i + 1}", step=16, key=key, disabled=disabled)
-            if msg := forms.hidden_error(size):
+            size = st.number_input(f"Size of hidden layer {i + 1}", step=16, key=key, disabled=disabled or line)
+            if not line and (msg := forms.hidden_error(size)):
                 st.error(msg, icon=":material/error:")
             values["hidden"].append(size)
     with hyper:
         st.markdown("**Hyperparameters**: mini-batch SGD")
+        if W + "dataset" not in st.session_state:
+            st.session_state[W + "dataset"] = "mnist"
+        values["dataset"] = st.selectbox("Data set", list(forms.DATASETS), key=W + "dataset",
+                                         format_func=lambda k: forms.DATASETS[k].title, disabled=disabled,
+                                         help="MNIST: handwritten digits. Fashion-MNIST: photos of 10 "
+                                              "kinds of clothing, the same size and format, harder.")
         values["learning_rate"] = _number("Learning rate", "learning_rate", n_train, disabled,
                                           step=0.01, format="%g")
         values["batch_size"] = _number("Batch size", "batch_size", n_train, disabled, step=1)
@@ -184,9 +203,9 @@ def progress(snap: jobs.Snapshot) -> None:
     if snap.error:
         said = st.warning if snap.status in ("stopped", "interrupted", "cancelled") else st.error
         said(snap.error[:1].upper() + snap.error[1:])
-    sizes = "-".join(str(s) for s in snap.layer_sizes)
     cfg = snap.config
-    st.caption(f"Network {sizes}; learning rate {cfg['learning_rate']}, batch {cfg['batch_size']}, "
+    data = forms.DATASETS[cfg.get("dataset", "mnist")].title
+    st.caption(f"Network {snap.network} on {data}; learning rate {cfg['learning_rate']}, batch {cfg['batch_size']}, "
                f"{cfg['epochs']} epoch(s) on {snap.n_train:,} images, seed {cfg['seed']}.")
     if snap.epochs and not snap.running:
         st.caption("Epoch seconds: " + ", ".join(f"{e['seconds']:.2f}" for e in snap.epochs)

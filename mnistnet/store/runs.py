@@ -64,9 +64,10 @@ class Store(BaseStore, Lifecycle):
         super().__init__(url)
         self.interrupt_silent()  # a runner killed while nobody watched: its run says so now
 
-    def start_run(self, layer_sizes, config: dict, origin: str, owner: str = CLI_OWNER) -> int:
+    def start_run(self, layer_sizes, config: dict, origin: str, owner: str = CLI_OWNER,
+                  spec: dict | None = None) -> int:
         """A run that starts at once in this process (the CLI): queued, then claimed -> its id."""
-        run_id = self.submit_run(owner, layer_sizes, config, origin)
+        run_id = self.submit_run(owner, layer_sizes, config, origin, spec=spec)
         self.claim_run(run_id, worker=runner_name(), host=socket.gethostname(), pid=os.getpid())
         return run_id
 

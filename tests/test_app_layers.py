@@ -1,0 +1,114 @@
+"""The Train form with networks built from layers and a second data set (AppTest): the CNN
+preset fills the line, a bad line is refused in the form's words, and the line and the data set
+reach the run the store records; the running run's disabled form shows them."""
+
+import time
+
+import pytest
+from test_app import error_texts, no_exception, open_page, visitor
+
+from mnistnet import preset
+from mnistnet.net import plan
+from mnistnet.store import Store
+
+
+@pytest.fixture
+def no_cluster(monkeypatch):
+    """The training cluster stands in: it takes the run and trains nothing."""
+    from ui import resources
+
+    class Cluster:
+        address = "test://no-cluster"
+
+        def submit(self, run_id):
+            pass
+
+    monkeypatch.setattr(resources, "trainer", lambda: type("T", (), {"get": lambda self: Cluster()})())
+
+
+def _stop_all(owner):
+    from ui import jobs
+
+    store = Store()
+    for r in store.list_runs(owner=owner):
+        if r["status"] in ("queued", "running"):
+            store.request_stop(r["id"], owner)
+    deadline = time.monotonic() + 60
+    while jobs.my_active(owner):
+        assert time.monotonic() < deadline, "the test's run did not stop"
+        time.sleep(0.1)
+
+
+def test_the_cnn_preset_fills_the_line_and_its_run_records_it(tiny_mnist, no_cluster):
+    line, config = preset("cnn")
+    owner = visitor()
+    at = open_page("pages/1_Train.py", tiny_mnist, owner=owner)
+    at.button_group(key="train.w.preset").set_value("cnn").run()
+    no_exception(at)
+    assert at.text_input(key="train.w.net").value == line
+    assert at.number_input(key="train.w.hidden.0").disabled  # the line decides
+    assert at.number_input(key="train.w.epochs").value == config.epochs
+    at.button_group(key="train.w.preset").set_value("seed").run()  # a dense preset clears the line
+    assert at.text_input(key="train.w.net").value == "" and not at.number_input(key="train.w.hidden.0").disabled
+    at.button_group(key="train.w.preset").set_value("cnn").run()
+    at.number_input(key="train.w.epochs").set_value(1)
+    at.number_input(key="train.w.train_size").set_value(2000).run()
+    assert not at.error and not at.button(key="train.start").disabled
+    at.button(key="train.start").click().run()
+    no_exception(at)
+    try:
+        [run] = [r for r in Store().list_runs(owner=owner) if r["origin"] == "app"]
+        assert run["spec"]["net"] == line and run["spec"]["make_current"]
+        assert tuple(run["layer_sizes"]) == plan(line).layer_sizes == (784, 512, 128, 10)
+        assert run["config"]["dataset"] == "mnist"
+        at.run()  # the page follows the queued run: the disabled form shows its line
+        box = at.text_input(key="train.w.net")
+        assert box.value == line and box.disabled
+        assert any(line in c.value for c in at.caption)
+    finally:
+        _stop_all(owner)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("conv 8x5 - spline 3", "Network: 'spline 3' is not a layer: expected 'conv FxK', 'pool', 'dense N'"),
+    ("conv 999x5 - pool", "Network: 'conv 999x5': filters must be 1 to 128, got 999"),
+    ("dense 64 - conv 8x3", "Network: conv and pool layers must come before the first dense layer"),
+    ("conv 128x3 same - conv 128x3 same", "values per image in training, over the limit"),
+])
+def test_a_bad_line_is_refused_in_the_forms_words(line, message, tiny_mnist):
+    at = open_page("pages/1_Train.py", tiny_mnist)
+    at.text_input(key="train.w.net").set_value(line).run()
+    no_exception(at)
+    assert any(message in e for e in error_texts(at)), error_texts(at)
+    assert at.button(key="train.start").disabled
+
+
+def test_a_run_too_large_for_its_convolutions_is_refused():
+    """Multiply-adds per image count for a line as weights do for an MLP."""
+    from ui import forms
+
+    values = {**forms.preset_values("cnn"), "net": "conv 32x5 same - conv 64x5 same - pool - dense 256",
+              "epochs": 100}
+    arch, config, errors = forms.validate(values, 50_000)
+    assert arch is None and "multiply-adds per image" in errors["size"]
+    values["epochs"] = 1
+    arch, config, errors = forms.validate(values, 50_000)
+    assert errors == {} and arch == "conv 32x5 same - conv 64x5 same - pool - dense 256"
+
+
+def test_fashion_mnist_reaches_the_runs_config(tiny_mnist, no_cluster):
+    owner = visitor()
+    at = open_page("pages/1_Train.py", tiny_mnist, owner=owner)
+    assert at.selectbox(key="train.w.dataset").value == "mnist"
+    at.selectbox(key="train.w.dataset").set_value("fashion")
+    at.number_input(key="train.w.train_size").set_value(2000).run()
+    no_exception(at)
+    at.button(key="train.start").click().run()
+    no_exception(at)
+    try:
+        [run] = [r for r in Store().list_runs(owner=owner) if r["origin"] == "app"]
+        assert run["config"]["dataset"] == "fashion" and "net" not in run["spec"]
+        at.run()
+        assert any("on Fashion-MNIST" in c.value for c in at.caption)
+    finally:
+        _stop_all(owner)
