@@ -170,6 +170,13 @@ PRESETS: dict[str, tuple[tuple[int, ...] | str, TrainConfig, str]] = {
 DEFAULT_PRESET = "default"  # the model the lab trains for everyone when it has none
 
 
+def dataset_of(model) -> str:
+    """The data set `model` was trained on (a key of mnistnet.data.DATASETS): its History's
+    config says; "mnist" for a model without one (an older file, or untrained)."""
+    hist = getattr(model, "history", None)
+    return hist.config.get("dataset", "mnist") if hist is not None else "mnist"
+
+
 def preset(name: str) -> tuple[tuple[int, ...] | str, TrainConfig]:
     """Preset name -> (hidden sizes, or a line for a network with conv layers, TrainConfig).
     ValueError for an unknown name."""

@@ -5,6 +5,7 @@ import streamlit as st
 
 from mnistnet.reading import BLANK, TOO_SMALL, UNSURE, read_drawing
 from ui import canvas, figures, mydigits, views
+from ui.plain import md
 
 previous = views.page("draw", "Draw")
 st.title("Draw a digit")
@@ -15,7 +16,12 @@ if entry is None:
     st.stop()
 if previous != "draw":  # the canvas mounts afresh: it gets the kept drawing back
     canvas.remount()
-st.caption("White pen on black, like MNIST. The network reads it after every stroke.")
+if entry.dataset == "mnist":
+    st.caption("White pen on black, like MNIST. The network reads it after every stroke.")
+else:
+    st.info(f"This model reads {entry.dataset_title}: {', '.join(entry.classes)}. Draw one as a white "
+            "shape on black (a trouser, a bag, a shoe) and see what it makes of it. Your drawings are "
+            "kept, and fine-tuning offered, for MNIST models only.")
 
 
 @st.fragment  # a stroke reruns only this, not the whole page: a quicker answer
@@ -57,6 +63,16 @@ def read(entry, reading):
     both when it is unsure; bars, its 28x28 view."""
     digit, probs = reading.digit, reading.probs
     best, second = reading.top_two
+    if entry.dataset != "mnist":  # names, not digits; no keeping a drawing as a digit
+        best_name, second_name = md(entry.classes[best]), md(entry.classes[second])
+        st.markdown(f"<div id='prediction' style='font-size:1.2rem'>The network reads "
+                    f"<span id='predicted-class' style='font-size:2.5rem;font-weight:700'>{best_name}</span>"
+                    f" with {100 * probs[best]:.1f}% confidence (then {second_name}, "
+                    f"{100 * probs[second]:.1f}%)</div>", unsafe_allow_html=True)
+        st.plotly_chart(figures.probability_figure(probs, classes=entry.classes), width="stretch",
+                        config={"displayModeBar": False})
+        st.image(views.digit_image(digit, 5), caption="What the network sees: 28 x 28 pixels", output_format="PNG")
+        return
     big = "font-size:4rem;font-weight:700"
     if reading.kind == UNSURE:
         st.markdown(f"<div id='prediction' style='font-size:1.2rem'>The network is unsure: "
@@ -74,4 +90,5 @@ def read(entry, reading):
 
 
 draw_and_read(entry)
-mydigits.fine_tune_section(entry)
+if entry.dataset == "mnist":
+    mydigits.fine_tune_section(entry)

@@ -12,4 +12,7 @@ if entry is None:
 st.caption("Draw with the mouse, a pen or a finger. Your browser runs the network on every frame: the "
            "28 x 28 input, each hidden layer's units, the ten probabilities. Click a unit to see what "
            "feeds it; slide through training to watch the features form.")
+if entry.dataset != "mnist":
+    st.info(f"This model reads {entry.dataset_title} ({', '.join(entry.classes)}): draw one as a white "
+            "shape on black.")
 inside.show(entry)

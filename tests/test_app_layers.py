@@ -4,8 +4,9 @@ reach the run the store records; the running run's disabled form shows them."""
 
 import time
 
+import numpy as np
 import pytest
-from test_app import error_texts, no_exception, open_page, visitor
+from test_app import error_texts, no_exception, open_page, texts, visitor
 
 from mnistnet import preset
 from mnistnet.net import plan
@@ -112,3 +113,62 @@ def test_fashion_mnist_reaches_the_runs_config(tiny_mnist, no_cluster):
         assert any("on Fashion-MNIST" in c.value for c in at.caption)
     finally:
         _stop_all(owner)
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion():
+    """Fashion-MNIST cut to 3,000 / 500 / 1,000 images, and a small CNN trained on it."""
+    from mnistnet import TrainConfig, train
+    from mnistnet.data import MNIST, Split, load_fashion_mnist
+    from mnistnet.net import Net
+
+    d = load_fashion_mnist()
+    cut = lambda s, n: Split(s.images[:n], s.labels[:n])  # noqa: E731
+    data = MNIST(cut(d.train, 3000), cut(d.val, 500), cut(d.test, 1000))
+    model = Net("conv 4x5 - pool - dense 32", seed=0)
+    train(model, data, TrainConfig(epochs=2, learning_rate=0.1, dataset="fashion"))
+    return data, model
+
+
+def test_analyze_names_the_classes_of_a_fashion_model(tiny_fashion):
+    data, model = tiny_fashion
+    at = open_page("pages/2_Analyze.py", data, model)
+    no_exception(at)
+    page = texts(at)
+    assert "On the 1,000 test images of Fashion-MNIST, which this model reads." in page
+    assert "Per class" in page
+    pairs = [b.label for b in at.button if b.key and b.key.startswith("pair.")]
+    assert pairs and all(" → " in p and not p.split(" → ")[0].isdigit() for p in pairs)
+    t, p = (int(v) for v in [b for b in at.button if b.key and b.key.startswith("pair.")][0].key.split(".")[1:])
+    at.button(key=f"pair.{t}.{p}").click().run()
+    no_exception(at)
+    from mnistnet.data import FASHION_CLASSES
+
+    heads = [s.value for s in at.subheader]
+    assert any(h.startswith(f"True {FASHION_CLASSES[t]}, predicted {FASHION_CLASSES[p]}:") for h in heads), heads
+    [table] = at.dataframe
+    assert list(table.value["class"]) == list(FASHION_CLASSES)
+
+
+def test_draw_says_which_data_set_and_names_the_answer(tiny_fashion):
+    """A trouser from the test set drawn on the pad: the answer is a class name, with the
+    data set said and no keeping or fine-tuning (drawings are digits)."""
+    from test_app import canvas_image
+
+    from mnistnet import preprocess_drawing
+    from mnistnet.data import FASHION_CLASSES
+    from ui import canvas
+
+    data, model = tiny_fashion
+    i = int(np.flatnonzero((model.predict(data.test.images) == data.test.labels) & (data.test.labels == 1))[0])
+    image = canvas_image(data.test.images[i])
+    expected = model.predict_proba(preprocess_drawing(image)[None])[0]
+    at = open_page("pages/3_Draw.py", data, model, session_state={canvas.IMAGE_KEY: image})
+    no_exception(at)
+    assert any("This model reads Fashion-MNIST" in i.value and "Ankle boot" in i.value for i in at.info)
+    html = "\n".join(m.value for m in at.markdown)
+    best = int(expected.argmax())
+    assert "id='predicted-class'" in html and f">{FASHION_CLASSES[best]}</span>" in html
+    assert "id='predicted-digit'" not in html
+    assert not at.selectbox and not [b for b in at.button if b.key == "draw.correct"]  # nothing kept as a digit
+    assert "Fine-tune on my digits" not in texts(at)

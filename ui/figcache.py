@@ -22,18 +22,18 @@ KEPT = 64  # figures per kind: a few models and runs, each with a handful of var
 
 @st.cache_resource(max_entries=KEPT, show_spinner=False)
 def _confusion(model_key: tuple[int, str], normalise: bool, selected: tuple[int, int] | None,
-               _confusion: np.ndarray):
-    return figures.confusion_figure(_confusion, normalise, selected)
+               classes: tuple[str, ...] | None, _confusion: np.ndarray):
+    return figures.confusion_figure(_confusion, normalise, selected, classes=classes)
 
 
 def confusion_figure(model_key: tuple[int, str] | None, confusion: np.ndarray, normalise: bool,
-                     selected: tuple[int, int] | None):
+                     selected: tuple[int, int] | None, classes: tuple[str, ...] | None = None):
     """figures.confusion_figure of the (10, 10) int confusion matrix of the stored model
     `model_key` (id, content SHA-256), shared; built afresh when model_key is None (a model
-    that is not stored)."""
+    that is not stored). classes: the axes' 10 names (None: the digits)."""
     if model_key is None:
-        return figures.confusion_figure(confusion, normalise, selected)
-    return _confusion(model_key, normalise, selected, confusion)
+        return figures.confusion_figure(confusion, normalise, selected, classes=classes)
+    return _confusion(model_key, normalise, selected, classes, confusion)
 
 
 @st.cache_resource(max_entries=KEPT, show_spinner=False)

@@ -114,16 +114,18 @@ def digit_errors_figure(epochs: list[dict], split: str = "test", batch_losses=()
 
 
 def confusion_figure(confusion, normalise: bool = False, selected: tuple[int, int] | None = None,
-                     height: int = 520) -> go.Figure:
+                     height: int = 520, classes=None) -> go.Figure:
     """The 10x10 confusion matrix (rows true, columns predicted) with clickable cells.
 
     Streamlit's on_select returns no point for a heatmap (streamlit #8760), so an invisible
     square-marker scatter lies over the cells: a click selects its (true, predicted) point.
     Both axes are categorical with fixed ranges so the markers stay on their cells.
     `selected` (true, predicted) is outlined. normalise: show each row as % of its true digit.
+    classes: the 10 class names for the axes (None: the digits).
     """
     cm = np.asarray(confusion, dtype=np.int64)
-    labels = [str(d) for d in range(10)]
+    labels = list(classes) if classes is not None else [str(d) for d in range(10)]
+    what = "digit" if classes is None or list(classes) == [str(d) for d in range(10)] else "class"
     row = cm.sum(axis=1, keepdims=True)
     pct = np.divide(100.0 * cm, row, out=np.zeros(cm.shape), where=row > 0)
     z = pct if normalise else cm
@@ -138,8 +140,7 @@ def confusion_figure(confusion, normalise: bool = False, selected: tuple[int, in
         x=[labels[p] for p in pp.ravel()], y=[labels[t] for t in tt.ravel()], mode="markers",
         marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"),
         customdata=np.stack([tt.ravel(), pp.ravel(), cm.ravel()], axis=1),
-        hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
-                      "%{customdata[2]:,} images<extra></extra>",
+        hovertemplate="true %{y}, predicted %{x}: %{customdata[2]:,} images<extra></extra>",
         selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),
         showlegend=False, name="cells"))
     if selected is not None:
@@ -147,9 +148,9 @@ def confusion_figure(confusion, normalise: bool = False, selected: tuple[int, in
         fig.add_shape(type="rect", xref="x", yref="y", x0=p - 0.5, x1=p + 0.5, y0=t - 0.5,
                       y1=t + 0.5, line=dict(color="#d62728", width=3))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels,
-                     range=[-0.5, 9.5], fixedrange=True, title_text="predicted digit", side="top")
+                     range=[-0.5, 9.5], fixedrange=True, title_text=f"predicted {what}", side="top")
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=labels,
-                     range=[9.5, -0.5], fixedrange=True, title_text="true digit")
+                     range=[9.5, -0.5], fixedrange=True, title_text=f"true {what}")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select",
                       dragmode=False, plot_bgcolor="white")
     return fig
@@ -160,17 +161,20 @@ def blank_figure() -> go.Figure:
     return go.Figure(layout=dict(height=10, width=10, margin=dict(l=0, r=0, t=0, b=0)))
 
 
-def probability_figure(probs, height: int = 260) -> go.Figure:
-    """Bars of the 10 class probabilities (%), the most likely digit highlighted."""
+def probability_figure(probs, height: int = 260, classes=None) -> go.Figure:
+    """Bars of the 10 class probabilities (%), the most likely one highlighted; classes: the
+    10 names (None: the digits)."""
     probs = np.asarray(probs, dtype=np.float64)
     best = int(probs.argmax())
+    names = list(classes) if classes is not None else [str(d) for d in range(10)]
+    what = "digit" if names == [str(d) for d in range(10)] else "class"
     fig = go.Figure(go.Bar(
-        x=[str(d) for d in range(10)], y=100 * probs,
+        x=names, y=100 * probs,
         marker_color=["#d62728" if d == best else "#9ecae1" for d in range(10)],
         text=[f"{100 * p:.0f}%" if p >= 0.01 else "" for p in probs], textposition="outside",
-        hovertemplate="digit %{x}: %{y:.2f}%<extra></extra>"))
+        hovertemplate=what + " %{x}: %{y:.2f}%<extra></extra>"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
-                      title=dict(text="Probability of each digit", x=0, xanchor="left"))
-    fig.update_xaxes(type="category", title_text="digit", fixedrange=True)
+                      title=dict(text=f"Probability of each {what}", x=0, xanchor="left"))
+    fig.update_xaxes(type="category", title_text=what, fixedrange=True)
     fig.update_yaxes(range=[0, 115], title_text="%", fixedrange=True)
     return fig

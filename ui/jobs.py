@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from mnistnet import Progress, TrainConfig, preset
+from mnistnet.net import Net
 from mnistnet.net import plan as param_plan
 from mnistnet.runs import fine_tune_config
 from mnistnet.store import ACTIVE, NotAllowed, StoreError
@@ -194,5 +195,8 @@ def start_fine_tune(entry: session.ModelEntry, everyone: bool) -> int:
         raise JobError("Fine-tuning is already queued or running for you: wait for it to end.")
     if entry.model_id is None:
         raise JobError("This model is not in the store; train or load one first.")
+    if entry.dataset != "mnist":  # drawings are digits: they never mix into another data set
+        raise JobError(f"This model reads {entry.dataset_title}; fine-tuning on your digits is for MNIST models.")
     return _submit(owner, entry.model.layer_sizes, fine_tune_config(), "finetune", base_model_id=entry.model_id,
-                   spec={"make_current": True, "everyone": bool(everyone)})
+                   spec={"make_current": True, "everyone": bool(everyone),
+                         **({"net": entry.model.spec} if isinstance(entry.model, Net) else {})})

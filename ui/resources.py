@@ -16,7 +16,9 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 from mnistnet import DataError, load_mnist
+from mnistnet.data import load_dataset
 from mnistnet.store import Store
+from mnistnet.train import dataset_of
 
 RECONCILE_S = 1.0
 JANITOR_S = 5.0
@@ -117,6 +119,19 @@ def _data() -> _Data:
     return _Data()
 
 
+@st.cache_resource(show_spinner=False)
+def _other_dataset(name: str):
+    d = load_dataset(name)
+    _read_only([s.images for s in (d.train, d.val, d.test)] + [s.labels for s in (d.train, d.val, d.test)])
+    return d
+
+
+def dataset(name: str):
+    """The data set `name` (a key of mnistnet.data.DATASETS) as `load_mnist()` returns MNIST:
+    MNIST from the store, another from its verified files, loaded once per process (read-only)."""
+    return mnist() if name == "mnist" else _other_dataset(name)
+
+
 def mnist_loaded() -> bool:
     return _data().mnist is not None
 
@@ -160,9 +175,9 @@ def model(model_id: int, sha256: str):
 def test_probabilities(model_id: int, sha256: str, _model) -> np.ndarray:
     """(n_test, 10) float32 read-only test-set probabilities of the stored model `model_id`
     (`_model`, as `model()` returns it), computed once per process."""
-    probs = _model.predict_proba(mnist().test.images)
+    probs = _model.predict_proba(dataset(dataset_of(_model)).test.images)
     probs.flags.writeable = False
     return probs
 
 
-__all__ = ["store", "trainer", "mnist", "model", "test_probabilities", "DataError", "Trainer"]
+__all__ = ["store", "trainer", "mnist", "dataset", "model", "test_probabilities", "DataError", "Trainer"]

@@ -18,7 +18,9 @@ import numpy as np
 import streamlit as st
 
 from mnistnet import MLP, metrics
+from mnistnet.data import DATASETS
 from mnistnet.snapshots import Snapshot
+from mnistnet.train import dataset_of
 from ui import identity, resources
 
 INJECT_KEY = "mnistnet.inject"
@@ -45,6 +47,20 @@ class ModelEntry:
     model_id: int | None = None
     test_accuracy: float | None = None
     key: tuple[int, str] | None = None  # (model id, content SHA-256) of a stored model
+
+    @property
+    def dataset(self) -> str:
+        """The data set it reads: a key of mnistnet.data.DATASETS."""
+        return dataset_of(self.model)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Its 10 class names: "0".."9" for MNIST, "T-shirt/top".. for Fashion-MNIST."""
+        return DATASETS[self.dataset].classes
+
+    @property
+    def dataset_title(self) -> str:
+        return DATASETS[self.dataset].title
 
 
 def owner() -> str | None:
@@ -114,6 +130,12 @@ def set_current(model_id: int, source: str, test_accuracy: float | None = None) 
     resources.store().set_current(owner(), model_id, source, test_accuracy)
 
 
+def test_data(entry: ModelEntry):
+    """The data set `entry`'s model reads (the injected data in a test), as load_mnist() returns."""
+    inj = st.session_state.get(INJECT_KEY)
+    return inj.data if inj is not None else resources.dataset(entry.dataset)
+
+
 def test_probabilities(entry: ModelEntry) -> np.ndarray:
     """(n_test, 10) float32 probabilities of `entry`'s model on the test set: read-only and shared
     by every session for a stored model, kept per session for an injected one."""
@@ -122,7 +144,7 @@ def test_probabilities(entry: ModelEntry) -> np.ndarray:
     cached = st.session_state.get(PREDICTIONS_KEY)
     if cached is not None and cached[0] is entry.model:
         return cached[1]
-    probs = entry.model.predict_proba(data().test.images)
+    probs = entry.model.predict_proba(test_data(entry).test.images)
     st.session_state[PREDICTIONS_KEY] = (entry.model, probs)
     return probs
 
@@ -130,7 +152,7 @@ def test_probabilities(entry: ModelEntry) -> np.ndarray:
 def test_summary(entry: ModelEntry) -> dict:
     """Test accuracy with exact counts and the confusion matrix of `entry`'s model."""
     probs = test_probabilities(entry)
-    labels = data().test.labels
+    labels = test_data(entry).test.labels
     cm = metrics.confusion_matrix(labels, probs.argmax(axis=1))
     correct, total = int(np.trace(cm)), int(len(labels))
     return {"correct": correct, "total": total, "accuracy": correct / max(total, 1), "confusion": cm}

@@ -221,11 +221,12 @@ def select_cell(true: int | None, pred: int | None) -> None:
         st.query_params["pred"] = str(pred)
 
 
-def gallery(images: np.ndarray, probs: np.ndarray, indices, per_row: int = 5) -> None:
+def gallery(images: np.ndarray, probs: np.ndarray, indices, per_row: int = 5, classes=None) -> None:
     """Test images `indices` in a grid, each captioned with its index and top-2 probabilities.
 
-    images: (n, 28, 28) uint8; probs: (n, 10) float32.
+    images: (n, 28, 28) uint8; probs: (n, 10) float32; classes: the 10 names (None: digits).
     """
+    names = list(classes) if classes is not None else [str(d) for d in range(10)]
     indices = list(indices)
     for start in range(0, len(indices), per_row):
         cols = st.columns(per_row)
@@ -233,7 +234,7 @@ def gallery(images: np.ndarray, probs: np.ndarray, indices, per_row: int = 5) ->
             top = np.argsort(probs[i])[::-1][:2]
             # Captions are Markdown: two spaces and a newline break the line.
             col.image(digit_image(images[i], 3), width="stretch", output_format="PNG",
-                      caption=f"#{i}  \n" + "  \n".join(f"{d}: {100 * probs[i, d]:.0f}%" for d in top))
+                      caption=f"#{i}  \n" + "  \n".join(f"{md(names[d])}: {100 * probs[i, d]:.0f}%" for d in top))
 
 
 def model_download(entry: session.ModelEntry | None) -> None:
