@@ -1,7 +1,8 @@
 """The Inside page's component: a drawing pad that runs the current network in the browser
-(ui/inside_math.js + ui/inside.js + ui/inside.css, a Components v2 component), and its Python
-side: the payloads that carry the model and its training snapshots to the browser, and "Keep
-it", which stores a drawing the way the Draw page does (ui/mydigits.py).
+(a Components v2 component: the JS modules of JS_MODULES in one string, and ui/inside.css),
+and its Python side: the payloads that carry the model (an MLP or a Net, a stack of layers)
+and its training snapshots to the browser, and "Keep it", which stores a drawing the way the
+Draw page does (ui/mydigits.py), for MNIST models only.
 
 Imports streamlit, numpy, Pillow, mnistnet and the ui layers below (resources, session, views, mydigits).
 
@@ -25,18 +26,29 @@ import streamlit as st
 from PIL import Image
 
 from mnistnet import MLP, drawing, preprocess_drawing
+from mnistnet.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2, ReLU, Tanh
+from mnistnet.net import INPUT_SHAPE, Net
 from ui import mydigits, resources, session, views
 
 HERE = Path(__file__).parent
-MAGIC, VERSION = b"MNIN", 1  # the payload format, read by decodePayload in ui/inside_math.js
+# The payload format, read by decodePayload in ui/inside_math.js. 2: a Net's header carries
+# its line ("net") and its layer stack ("stack"); an MLP's header is version 1's.
+MAGIC, VERSION = b"MNIN", 2
 DEAD_SAMPLE = 1000  # a unit silent on all of this many MNIST test images is marked dead
-PAYLOAD_KEY = "inside.payload"  # (MLP, snapshot epochs, model id, model bytes, snapshot bytes)
+PAYLOAD_KEY = "inside.payload"  # {"entry": the model, "id", "snapshots", "model_bytes", "snapshots_bytes"}
 MESSAGE_KEY = "inside.message"  # (kind, text) after "Keep it", shown on the fragment's rerun
 KEPT_KEY = "inside.kept"  # {"nonce", "label", "ok"}: Python's answer to the pad's last "Keep it"
 MAX_PNG_CHARS = 2_000_000  # a 280x280 RGBA PNG as a data URL is far smaller
 PAD = 280  # the pad's size in CSS pixels, as on the Draw page (ui/canvas.py)
 
-JS = (HERE / "inside_math.js").read_text() + "\n" + (HERE / "inside.js").read_text()
+# One ES module, in this order: each file's header says what it owns and what it needs from
+# the files before it (the math needs nothing; the entry, last, wires the others together).
+JS_MODULES = ("inside_math.js", "inside_pad.js", "inside_views.js", "inside_layers.js", "inside_detail.js",
+              "inside_epochs.js", "inside.js")
+JS = "\n".join((HERE / name).read_text() for name in JS_MODULES)
+LAYER_KINDS = {Conv2D: "conv", ReLU: "relu", Tanh: "tanh", MaxPool2: "pool", Flatten: "flatten", Dense: "dense",
+               Dropout: "dropout"}  # a Net's layers as the payload names them (makeStack's kinds)
+DEAD_CHUNK = 50  # images per forward pass when looking for a Net's dead channels (its training batch)
 _component = st.components.v2.component(
     "mnistnet_inside", js=JS, css=(HERE / "inside.css").read_text(), html="<div class='inside-root'></div>")
 
@@ -69,21 +81,73 @@ def dead_units(model: MLP, images: np.ndarray) -> list[list[int]]:
     return dead
 
 
-def model_id(model: MLP) -> str:
-    """16 hex digits of the SHA-256 of the model's float32 weights and biases, in payload order:
-    the name the browser keeps its payloads under."""
+def dead_channels(net: Net, images: np.ndarray) -> list[list[int]]:
+    """Per layer of net.template: the channels (last axis) of a ReLU's output, or of a pool or
+    dropout fed by one, that are 0 at every position of every image; [] for any other layer.
+    images: (n, 28, 28) uint8."""
+    # A copy with buffers of its own: a stored model is shared by every session's thread.
+    net = Net.from_arrays(net.spec, net.weights, net.biases, net.input_mean, net.input_std)
+    layers = net.stack(DEAD_CHUNK)
+    peaks: list[np.ndarray | None] = [None] * len(layers)
+    for start in range(0, len(images), DEAD_CHUNK):
+        h = net.scale_inputs(images[start:start + DEAD_CHUNK])
+        h = h.reshape(len(h), *INPUT_SHAPE)
+        for i, layer in enumerate(layers):
+            h = layer.forward(h, False)
+            peak = h.reshape(-1, h.shape[-1]).max(axis=0)  # (channels,) float32
+            peaks[i] = peak if peaks[i] is None else np.maximum(peaks[i], peak)
+    dead, after_relu = [], False
+    for layer, peak in zip(layers, peaks):
+        if not isinstance(layer, (MaxPool2, Dropout)):  # these keep what feeds them
+            after_relu = isinstance(layer, ReLU)
+        dead.append(np.flatnonzero(peak <= 0).tolist() if after_relu and peak is not None else [])
+    return dead
+
+
+def stack_of(net: Net) -> list[dict]:
+    """net.template for the browser (makeStack in ui/inside_math.js): per layer its kind, "in"
+    and "out" shapes ([H, W, C] channels last, or [n]); a conv's k, pad and param (the index
+    of its weights and biases), a dense's param, a dropout's p."""
+    out, shape, param = [], tuple(INPUT_SHAPE), 0
+    for layer in net.template:
+        item = {"kind": LAYER_KINDS[type(layer)], "in": list(shape)}
+        if isinstance(layer, Conv2D):
+            item.update(k=layer.k, pad=layer.pad, param=param)
+            shape, param = layer.out_shape, param + 1
+        elif isinstance(layer, Dense):
+            item["param"] = param
+            shape, param = (layer.units,), param + 1
+        elif isinstance(layer, MaxPool2):
+            shape = layer.out_shape
+        elif isinstance(layer, Flatten):
+            shape = (int(np.prod(shape)),)
+        elif isinstance(layer, Dropout):
+            item["p"] = layer.p
+        item["out"] = list(shape)
+        out.append(item)
+    return out
+
+
+def model_id(model: MLP | Net) -> str:
+    """16 hex digits of the SHA-256 of the model's float32 weights and biases, in payload order
+    (a Net's line first): the name the browser keeps its payloads under."""
     h = hashlib.sha256()
+    if isinstance(model, Net):
+        h.update(model.spec.encode() + b"\0")
     for W, b in zip(model.weights, model.biases):
         for a in (W, b):
             h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
     return h.hexdigest()[:16]
 
 
-def model_payload(model: MLP, images: np.ndarray) -> tuple[str, bytes]:
+def model_payload(model: MLP | Net, images: np.ndarray) -> tuple[str, bytes]:
     """The model for the browser -> (its id: 16 hex digits of the SHA-256 of its weights, bytes).
 
-    Body: W0, b0, W1, b1, ... as float32, W (fan_in, fan_out) row-major. Header: layer sizes,
-    input scaling, preprocessing constants (mnistnet/drawing.py) and dead units over `images`.
+    Body: W0, b0, W1, b1, ... as float32, W (fan_in, fan_out) row-major (a conv's rows in
+    (c, i, j) order). Header: layer sizes, input scaling, preprocessing constants
+    (mnistnet/drawing.py) and dead units over `images` (per hidden layer of an MLP); a Net's
+    also its line ("net") and layer stack ("stack", stack_of), "dead" then per layer of it
+    (dead_channels).
     """
     body: list[bytes] = []
     offset, layers = 0, []
@@ -92,9 +156,13 @@ def model_payload(model: MLP, images: np.ndarray) -> tuple[str, bytes]:
         layers.append({"w": w_spec, "b": b_spec})
     digest = model_id(model)
     header = {"kind": "model", "id": digest, "sizes": list(model.layer_sizes), "mean": model.input_mean,
-              "std": model.input_std, "layers": layers, "dead": dead_units(model, images),
+              "std": model.input_std, "layers": layers,
               "preprocess": {"box": drawing.BOX, "field": drawing.FIELD, "centre": drawing.CENTRE,
                              "ink_level": drawing.INK_LEVEL, "min_ink_fraction": drawing.MIN_INK_FRACTION}}
+    if isinstance(model, Net):
+        header.update(net=model.spec, stack=stack_of(model), dead=dead_channels(model, images))
+    else:
+        header["dead"] = dead_units(model, images)
     return digest, _pack(header, body)
 
 
@@ -120,7 +188,8 @@ def _payloads(entry: session.ModelEntry) -> dict:
     cached = st.session_state.get(PAYLOAD_KEY)
     if cached is not None and cached["entry"] is entry.model:
         return cached
-    cached = {"entry": entry.model, "id": model_id(entry.model), "snapshots": len(session.current_snapshots())}
+    snapshots = 0 if isinstance(entry.model, Net) else len(session.current_snapshots())  # MLPs' only
+    cached = {"entry": entry.model, "id": model_id(entry.model), "snapshots": snapshots}
     st.session_state[PAYLOAD_KEY] = cached
     return cached
 
@@ -129,36 +198,47 @@ def _bytes_for(entry: session.ModelEntry, kind: str) -> bytes | None:
     """The payload the pad asked for ("model" or "snapshots"): built once per stored model and
     process (every visitor's browser asks for the same bytes), once per session for an injected one."""
     views.data()  # loaded (with its progress shown) before any cached build reads it
+    images = session.test_data(entry).test.images[:DEAD_SAMPLE]  # of the data set the model reads
     if entry.key is not None and session.INJECT_KEY not in st.session_state:
-        return _stored_bytes(entry.key, kind, entry.model)
+        return _stored_bytes(entry.key, kind, entry.dataset, entry.model, images)
     p, key = _payloads(entry), f"{kind}_bytes"
     if key not in p:
-        p[key] = _build(entry.model, p["id"], kind, session.current_snapshots)
+        p[key] = _build(entry.model, p["id"], kind, session.current_snapshots, images)
     return p[key]
 
 
 @st.cache_resource(max_entries=resources.MODELS_KEPT, show_spinner=False)
-def _stored_bytes(key: tuple[int, str], kind: str, _model: MLP) -> bytes | None:
-    return _build(_model, model_id(_model), kind, lambda: resources.store().model_snapshots(key[0]))
+def _stored_bytes(key: tuple[int, str], kind: str, dataset: str, _model: MLP | Net,
+                  _images: np.ndarray) -> bytes | None:
+    """The bytes of a stored model (key: its id and content hash) reading `dataset`, whose
+    test images are _images: built once per process."""
+    return _build(_model, model_id(_model), kind, lambda: resources.store().model_snapshots(key[0]), _images)
 
 
-def _build(model: MLP, payload_id: str, kind: str, snapshots) -> bytes | None:
-    """model_payload's or snapshot_payload's bytes (None: no snapshots); snapshots() lists them."""
-    images = session.data().test.images[:DEAD_SAMPLE]
+def _build(model: MLP | Net, payload_id: str, kind: str, snapshots, images: np.ndarray) -> bytes | None:
+    """model_payload's or snapshot_payload's bytes (None: no snapshots, as for every Net);
+    snapshots() lists them; images: (n, 28, 28) uint8 for the dead units."""
     if kind == "model":
         return model_payload(model, images)[1]
-    snaps = snapshots()
+    snaps = [] if isinstance(model, Net) else snapshots()
     return snapshot_payload(payload_id, model, snaps, images) if snaps else None
+
+
+def has_layers(entry: session.ModelEntry) -> bool:
+    """Whether `entry`'s model is a stack of layers (a Net: feature maps, no snapshots), not an MLP."""
+    return isinstance(entry.model, Net)
 
 
 def show(entry: session.ModelEntry) -> None:
     """The pad and everything it shows, for `entry`'s model. The bytes of the model and its
     snapshots go to the browser only when the pad asks for them (it keeps them by model id)."""
     p = _payloads(entry)
+    why = ("snapshots are kept for dense ReLU networks only" if isinstance(entry.model, Net)
+           else "it came from a file without them, or was trained before snapshots were kept")
     _pad(entry, {"model": p["id"], "snapshots": p["snapshots"], "pad": PAD,
                  "no_snapshots": None if p["snapshots"] else (
-                     "This model has no training snapshots (it came from a file without them, or was "
-                     "trained before snapshots were kept), so there is nothing to replay.")})
+                     f"This model has no training snapshots ({why}), so there is nothing to replay."),
+                 "classes": list(entry.classes), "dataset": entry.dataset_title, "keep": entry.dataset == "mnist"})
 
 
 @st.fragment
@@ -203,9 +283,14 @@ def drawing_from_png(data_url: str) -> np.ndarray:
 
 def _keep(entry: session.ModelEntry, request) -> None:
     """Store the pad's drawing with the visitor's label (as the Draw page does), and read it on
-    the server too: the page says whether the server reads what the browser showed."""
+    the server too: the page says whether the server reads what the browser showed. MNIST
+    models only: a drawing is kept as a digit."""
     st.session_state[KEPT_KEY] = {"nonce": str(request.get("nonce", "")) if isinstance(request, dict) else "",
                                   "label": None, "ok": False}
+    if entry.dataset != "mnist":  # the pad offers no "Keep it" for these: drawings are kept as digits
+        st.session_state[MESSAGE_KEY] = ("error", f"This model reads {entry.dataset_title}: drawings are kept "
+                                                  "as digits for MNIST models only.")
+        return
     try:
         label, shown = int(request["label"]), int(request["shown"])
         if not 0 <= label <= 9:

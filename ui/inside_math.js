@@ -1,12 +1,18 @@
 // The Inside page's math, in the browser: the payload decoder, the drawing's preprocessing and
-// the network's forward pass. Pure functions and objects whose typed arrays are allocated once
-// (a frame allocates nothing). Node loads this file alone in tests/test_inside_js.py, which
-// holds it to its Python twins; ui/inside.py puts it in front of ui/inside.js for the page.
+// the networks' forward passes (a dense ReLU MLP: makeNetwork; a stack of layers: makeStack).
+// Pure functions and objects whose typed arrays are allocated once (a frame allocates nothing).
+// Needs nothing from the page: Node loads this file alone in tests/test_inside_js.py, which
+// holds it to its Python twins; ui/inside.py puts it first in the page's one module (before
+// ui/inside_pad.js, the views and the entry, ui/inside.js).
 
-// ---- payload (Python twin: ui/inside.py::payload) ----------------------------------------
+// ---- payload (Python twin: ui/inside.py::model_payload, snapshot_payload) ------------------
 // "MNIN", uint32 version, uint32 header length, the JSON header (padded to 4 bytes), the body:
 // arrays at the byte offsets the header names, float32 (weights) or float16 (snapshots).
-export const PAYLOAD_VERSION = 1;
+// Version 2 adds a layer stack's "net" (its line) and "stack" (each layer's kind and shapes)
+// to the header; an MLP's header is as in version 1, so a version 1 payload kept by the
+// browser (IndexedDB) still reads.
+export const PAYLOAD_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
 
 export function decodePayload(bytes) {
   // `bytes` arrives as a Uint8Array that may start at any offset: one copy aligns it.
@@ -17,7 +23,9 @@ export function decodePayload(bytes) {
   const dv = new DataView(buf);
   if (magic !== "MNIN") throw new Error("not an mnistnet payload");
   const version = dv.getUint32(4, true);
-  if (version !== PAYLOAD_VERSION) throw new Error(`payload version ${version}, expected ${PAYLOAD_VERSION}`);
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw new Error(`payload version ${version}, expected ${READABLE_VERSIONS.join(" or ")}: reload the page`);
+  }
   const hlen = dv.getUint32(8, true);
   const header = JSON.parse(new TextDecoder().decode(u8.subarray(12, 12 + hlen)));
   const body = 12 + hlen;
@@ -306,9 +314,7 @@ export function makePreprocessor(width, height, cfg) {
  */
 export function makeNetwork(sizes, mean, std, weights, biases) {
   const L = weights.length;
-  // MLP.pixel_table: float64 arithmetic, then float32.
-  const table = new Float64Array(256);
-  for (let v = 0; v < 256; v++) table[v] = Math.fround((v / 255 - mean) / std);
+  const table = pixelTable(mean, std);
   const t0 = table[0];
   // Most of the field is background, whose scaled value t0 is the same everywhere: its share
   // of the first layer is folded into `base` once; a frame adds only the inked pixels.
@@ -347,15 +353,156 @@ export function makeNetwork(sizes, mean, std, weights, biases) {
       }
       if (l < L - 1) for (let j = 0; j < h.length; j++) if (h[j] < 0) h[j] = 0;
     }
-    const z = acts[L - 1];
-    let mx = -Infinity;
-    for (let k = 0; k < z.length; k++) if (z[k] > mx) mx = z[k];
-    let s = 0;
-    for (let k = 0; k < z.length; k++) s += Math.exp(z[k] - mx);
-    const lse = Math.log(s);
-    for (let k = 0; k < z.length; k++) probs[k] = Math.exp(z[k] - mx - lse);
-    return probs;
+    return softmax(acts[L - 1], probs);
   }
 
   return { sizes, weights, biases, acts, probs, scaled, table, forward };
+}
+
+// log_softmax then exp (mnistnet/network.py::log_softmax): z (logits) -> probs, filled in place.
+function softmax(z, probs) {
+  let mx = -Infinity;
+  for (let k = 0; k < z.length; k++) if (z[k] > mx) mx = z[k];
+  let s = 0;
+  for (let k = 0; k < z.length; k++) s += Math.exp(z[k] - mx);
+  const lse = Math.log(s);
+  for (let k = 0; k < z.length; k++) probs[k] = Math.exp(z[k] - mx - lse);
+  return probs;
+}
+
+// MLP.pixel_table: each uint8 pixel's scaled value, float64 arithmetic, then float32.
+function pixelTable(mean, std) {
+  const table = new Float64Array(256);
+  for (let v = 0; v < 256; v++) table[v] = Math.fround((v / 255 - mean) / std);
+  return table;
+}
+
+
+// ---- a stack of layers (Python twin: mnistnet/net.py::Net.predict_proba, mnistnet/layers.py) --
+const INPUT_SHAPE = [28, 28, 1];
+const sameShape = (a, b) => Array.isArray(a) && a.length === b.length && a.every((v, i) => v === b[i]);
+const count = (shape) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * The network of a version 2 payload's header.stack: layers of kind conv, relu, tanh, pool,
+ * flatten, dense, dropout, each with "in" and "out" shapes ([H, W, C] channels last, or [n]);
+ * a conv has k, pad and param, a dense param: the index of its weights[] (Float32Array
+ * (fan_in x fan_out) row-major, a conv's rows in (c, i, j) order as Conv2D's im2col) and
+ * biases[]. Inputs are scaled as the model does, (x / 255 - mean) / std, read as 28 x 28 x 1.
+ * Checks every shape against its neighbours and its arrays; Error names the first bad layer.
+ *
+ * forward(x), x a (784) Uint8Array: fills input (Float64Array(784), the scaled pixels), each
+ * layer's out (Float64Array of its out shape, channels last; flatten and dropout, identities
+ * at inference, share their input's array) and probs (Float64Array(10)), returned.
+ */
+export function makeStack(header, weights, biases) {
+  const stack = header.stack, table = pixelTable(header.mean, header.std);
+  if (!Array.isArray(stack) || stack.length === 0) throw new Error("the payload has no layer stack");
+  const input = new Float64Array(count(INPUT_SHAPE));
+  let shape = INPUT_SHAPE, prev = input;
+  const layers = stack.map((s, i) => {
+    const layer = checkLayer(s, i, shape, weights, biases);
+    layer.inp = prev;
+    layer.out = s.kind === "flatten" || s.kind === "dropout" ? prev : new Float64Array(count(layer.outShape));
+    prev = layer.out;
+    shape = layer.outShape;
+    return layer;
+  });
+  const last = layers[layers.length - 1];
+  if (last.kind !== "dense" || !sameShape(shape, [10])) throw new Error("the stack must end in a dense layer of 10");
+  const probs = new Float64Array(10);
+  const STEP = { conv: convForward, relu: reluForward, tanh: tanhForward, pool: poolForward, dense: denseForward };
+
+  function forward(x) {
+    for (let i = 0; i < input.length; i++) input[i] = table[x[i]];
+    for (const layer of layers) if (STEP[layer.kind]) STEP[layer.kind](layer);
+    return softmax(last.out, probs);
+  }
+
+  return { header, layers, input, probs, weights, biases, table, forward };
+}
+
+function checkLayer(s, i, shape, weights, biases) {
+  const where = `layer ${i} (${s && s.kind})`;
+  if (!s || !sameShape(s.in, shape)) throw new Error(`${where}: input ${JSON.stringify(s && s.in)}, expected [${shape}]`);
+  const layer = { kind: s.kind, index: i, inShape: shape, outShape: s.out };
+  let want;
+  if (s.kind === "conv" || s.kind === "dense") {
+    const W = weights[s.param], b = biases[s.param];
+    const fanIn = s.kind === "conv" ? shape[2] * s.k * s.k : count(shape), fanOut = s.out[s.out.length - 1];
+    if (s.kind === "dense" && shape.length !== 1) throw new Error(`${where}: needs a flat input, got [${shape}]`);
+    if (!W || !b || W.length !== fanIn * fanOut || b.length !== fanOut) {
+      throw new Error(`${where}: weights ${W && W.length} and biases ${b && b.length}, expected ${fanIn} x ${fanOut} and ${fanOut}`);
+    }
+    Object.assign(layer, { W, b, param: s.param, fanIn, fanOut });
+    if (s.kind === "conv") {
+      const [H, Wd] = shape, k = s.k, pad = s.pad;
+      if (shape.length !== 3 || !Number.isInteger(k) || !Number.isInteger(pad) || k < 1 || pad < 0 || 2 * pad > k - 1) throw new Error(`${where}: bad kernel ${k} or padding ${pad}`);
+      Object.assign(layer, { k, pad });
+      want = [H + 2 * pad - k + 1, Wd + 2 * pad - k + 1, fanOut];
+    } else want = [fanOut];
+  } else if (s.kind === "relu" || s.kind === "tanh" || s.kind === "dropout") want = shape;
+  else if (s.kind === "pool") {
+    if (shape.length !== 3) throw new Error(`${where}: needs an image, got [${shape}]`);
+    want = [shape[0] >> 1, shape[1] >> 1, shape[2]];
+  } else if (s.kind === "flatten") want = [count(shape)];
+  else throw new Error(`${where}: not a layer this page knows`);
+  if (!sameShape(s.out, want) || want.some((v) => !(v >= 1))) {
+    throw new Error(`${where}: output ${JSON.stringify(s.out)}, expected [${want}]`);
+  }
+  return layer;
+}
+
+// Conv2D.forward: out[y, x, f] = b[f] + sum over (c, i, j) of in[y + i - pad, x + j - pad, c]
+// times W[(c k + i) k + j, f]; the zero padding adds nothing, so it is skipped.
+function convForward(layer) {
+  const { inp, out, W, b, k, pad, fanOut: F } = layer, [H, Wd, C] = layer.inShape, [Ho, Wo] = layer.outShape;
+  for (let y = 0; y < Ho; y++) {
+    for (let x = 0; x < Wo; x++) {
+      const o = (y * Wo + x) * F;
+      for (let f = 0; f < F; f++) out[o + f] = b[f];
+      for (let i = 0; i < k; i++) {
+        const yy = y + i - pad;
+        if (yy < 0 || yy >= H) continue;
+        for (let j = 0; j < k; j++) {
+          const xx = x + j - pad;
+          if (xx < 0 || xx >= Wd) continue;
+          const p = (yy * Wd + xx) * C;
+          for (let c = 0; c < C; c++) {
+            const v = inp[p + c];
+            if (v === 0) continue; // ReLU zeros add nothing
+            const row = ((c * k + i) * k + j) * F;
+            for (let f = 0; f < F; f++) out[o + f] += v * W[row + f];
+          }
+        }
+      }
+    }
+  }
+}
+
+function reluForward({ inp, out }) { for (let i = 0; i < out.length; i++) out[i] = inp[i] > 0 ? inp[i] : 0; }
+function tanhForward({ inp, out }) { for (let i = 0; i < out.length; i++) out[i] = Math.tanh(inp[i]); }
+
+// MaxPool2.forward: the largest of each 2 x 2 window, stride 2; an odd last row or column is dropped.
+function poolForward({ inp, out, inShape, outShape }) {
+  const [, Wd, C] = inShape, [Ho, Wo] = outShape;
+  for (let y = 0; y < Ho; y++) {
+    for (let x = 0; x < Wo; x++) {
+      const a = (2 * y * Wd + 2 * x) * C, c2 = a + Wd * C, o = (y * Wo + x) * C;
+      for (let c = 0; c < C; c++) {
+        out[o + c] = Math.max(inp[a + c], inp[a + C + c], inp[c2 + c], inp[c2 + C + c]);
+      }
+    }
+  }
+}
+
+// Dense.forward: out = b + inp @ W.
+function denseForward({ inp, out, W, b, fanIn, fanOut }) {
+  for (let j = 0; j < fanOut; j++) out[j] = b[j];
+  for (let i = 0; i < fanIn; i++) {
+    const a = inp[i];
+    if (a === 0) continue;
+    const row = i * fanOut;
+    for (let j = 0; j < fanOut; j++) out[j] += a * W[row + j];
+  }
 }
