@@ -1,10 +1,12 @@
 """The Inside page in a real Chromium: digits drawn with the mouse on the pad are read in the
 browser, and the server, handed the same drawing by "Keep it", reads the same digit; drawing
-sends nothing over the websocket; two visitors at once; a unit opened; the epoch slider.
+sends nothing over the websocket; two visitors at once; a unit opened; the epoch slider; and
+a convolutional network (uploaded as a model file) with its feature maps, kernels and pooling,
+on a desktop and on a phone.
 
 Reuses tests/test_browser.py's server, browser and page fixtures (one `streamlit run app.py`
 on a free port and the session's temporary SQLite store) and its helpers. Screenshots go to
-artifacts/inside/.
+artifacts/inside/ (the MLP) and artifacts/screenshots/ (the CNN).
 """
 
 import math
@@ -15,6 +17,11 @@ import pytest
 import test_browser
 from playwright.sync_api import Page, expect
 from test_browser import DIGITS, STEP_MS, VIEWPORT, assert_no_exception, ensure_model, sidebar_link, touch_stroke
+
+from mnistnet import TrainConfig, load_mnist, load_model, preprocess_drawing, save_model, train
+from mnistnet.data import FASHION_CLASSES, MNIST, Split, load_fashion_mnist
+from mnistnet.net import Net
+from ui import inside
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "inside"
@@ -241,3 +248,178 @@ def test_the_browser_keeps_the_weights_and_fetches_snapshots_only_for_the_slider
     print(f"Inside: first visit {first:,} bytes, snapshots {snapshots:,} bytes, a second visit {wire.received:,}")
     assert wire.received < 200_000, f"a second visit took {wire.received:,} bytes"
     assert_no_exception(page)
+
+
+# -- a convolutional network ------------------------------------------------------------------
+
+CNN = "conv 8x5 - pool - conv 16x5 - pool - dense 64"
+CNN_MAPS = [("conv", "Conv layer 1", 8, "24x24"), ("pool", "Pool layer 1", 8, "12x12"),
+            ("conv", "Conv layer 2", 16, "8x8"), ("pool", "Pool layer 2", 16, "4x4")]
+
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory):
+    """CNN trained 2 epochs on 10,000 real MNIST digits turned, scaled, slanted and moved (as
+    the lab's presets do, so it reads drawings), saved as a model file."""
+    d = load_mnist()
+    data = MNIST(Split(d.train.images[:10000], d.train.labels[:10000]), d.val, d.test)
+    net = Net(CNN, seed=0)
+    train(net, data, TrainConfig(batch_size=64, learning_rate=0.05, epochs=2, momentum=0.9, lr_schedule="cosine",
+                                 rotate_degrees=8.0, scale=0.08, shear_degrees=8.0, translate_pixels=1.5))
+    return save_model(net, tmp_path_factory.mktemp("cnn") / "cnn.npz")
+
+
+def use_model_file(page: Page, url: str, path: Path) -> None:
+    """Upload a model file on the Runs page, as a visitor does: it becomes their current model."""
+    page.goto(url + "/Runs")
+    box = page.get_by_test_id("stFileUploader").filter(has_text="Load a model file saved by mnistnet")
+    box.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+    expect(page.get_by_text(f"{path.name} is now your current model")).to_be_visible(timeout=2 * STEP_MS)
+
+
+def percent(text: str) -> float:
+    return float(re.search(r"(\d+\.\d)%", text)[1])
+
+
+def open_channel(page: Page, layer: str, channel: int) -> None:
+    """Click `channel` of the feature-map grid of `layer` (8 tiles to a row, scaled to the screen)."""
+    grid = page.locator(f"canvas.maps[data-layer='{layer}']")
+    box, width = grid.bounding_box(), int(grid.get_attribute("width"))
+    channels = int(grid.get_attribute("data-channels"))
+    cols, rows = min(channels, 8), -(-channels // 8)
+    height = int(grid.get_attribute("height"))
+    tile_w, tile_h = (width + 4) / cols, (height + 4) / rows  # a tile and its gap, canvas pixels
+    k = box["width"] / width
+    x, y = ((channel % cols) + 0.4) * tile_w * k, ((channel // cols) + 0.4) * tile_h * k
+    grid.click(position={"x": x, "y": y})
+    expect(page.locator(".unit-title")).to_contain_text(f"{layer}, channel {channel}: ")
+
+
+def test_a_cnn_reads_drawings_as_python_and_shows_its_feature_maps_and_kernels(browser, app_url, cnn_file):
+    ctx = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = ctx.new_page()
+        use_model_file(page, app_url, cnn_file)
+        open_inside(page, app_url)
+        expect(page.get_by_text("each convolution's and pooling's feature maps")).to_be_visible()
+        # One grid per conv and pool layer, with its channels; one strip for the dense layer.
+        grids = page.locator("canvas.maps")
+        expect(grids).to_have_count(len(CNN_MAPS))
+        for k, (kind, layer, channels, size) in enumerate(CNN_MAPS):
+            g = grids.nth(k)
+            assert (g.get_attribute("data-kind"), g.get_attribute("data-layer")) == (kind, layer)
+            assert (int(g.get_attribute("data-channels")), g.get_attribute("data-size")) == (channels, size)
+        expect(page.locator("canvas.grid")).to_have_count(1)
+        assert page.locator("canvas.grid").get_attribute("data-units") == "64"
+        expect(page.locator("canvas.gallery")).to_be_hidden()  # its first layer is no dense layer over pixels
+        expect(page.locator(".epoch-label")).to_contain_text("snapshots are kept for dense ReLU networks only")
+        for digit, points in DIGITS.items():
+            page.locator("button.clear").click()
+            expect(page.locator("#inside-digit")).to_have_count(0)
+            pad_stroke(page, points)
+            assert shown_digit(page) == digit, f"the page read {shown_digit(page)} for a drawn {digit}"
+            expect(page.locator(".layer .caption").first).to_contain_text(re.compile(r"Conv layer 1: 8 channels of "
+                                                                                     r"24 x 24, .*\d+ active"))
+            page_percent = percent(page.locator(".conf").inner_text())
+            shown, server = keep_and_compare(page)
+            assert shown == server == digit, f"drew {digit}: the page showed {shown}, the server read {server}"
+            server_percent = percent(page.locator("#inside-server").inner_text())
+            assert abs(page_percent - server_percent) <= 0.1, (digit, page_percent, server_percent)
+            assert_no_exception(page)
+        # The first conv's channel: one 5x5 kernel over the input; a later one: one per input channel.
+        open_channel(page, "Conv layer 1", 3)
+        expect(page.locator(".kernels .kernel")).to_have_count(1)
+        expect(page.locator(".kernels-caption")).to_contain_text("one 5 x 5 kernel over the input")
+        open_channel(page, "Conv layer 2", 5)
+        expect(page.locator(".kernels .kernel")).to_have_count(8)
+        expect(page.locator(".kernels-caption")).to_contain_text("8 kernels of 5 x 5, one per channel of pool layer 1")
+        caption = page.locator(".kernels-caption").inner_text()
+        feeders = [int(c) for c in re.findall(r"(\d+) \(\d+%\)", caption.split("Fed most by")[1])]
+        tiles = [int(t.split()[1]) for t in page.locator(".kernels .kernel figcaption").all_inner_texts()]
+        assert sorted(tiles) == list(range(8)) and tiles[:3] == feeders, (tiles, caption)
+        expect(page.locator(".channel-map")).to_be_visible()
+        expect(page.locator(".pool-before")).to_be_hidden()
+        test_browser.shot(page, "inside-cnn-conv-channel")
+        open_channel(page, "Pool layer 2", 5)  # pooling: before and after, and the kernels it pools
+        expect(page.locator(".before-caption")).to_contain_text("Before: conv layer 2, channel 5 (8 x 8)")
+        expect(page.locator(".now-caption")).to_contain_text("After 2 x 2 max pooling (4 x 4)")
+        expect(page.locator(".kernels .kernel")).to_have_count(8)
+        test_browser.shot(page, "inside-cnn-pool-channel")
+        page.locator("canvas.grid").click(position={"x": 3, "y": 3})  # the dense layer's unit 0
+        expect(page.locator(".unit-title")).to_contain_text("Dense layer 1, unit 0: ")
+        expect(page.locator(".incoming-caption")).to_contain_text("one small image per channel of pool layer 2")
+        expect(page.locator(".incoming-tiles .weights")).to_have_count(16)
+        test_browser.shot(page, "inside-cnn-dense-unit")
+        assert_no_exception(page)
+        phone_with_the_same_visitor(browser, ctx, app_url)
+    finally:
+        ctx.close()
+
+
+def phone_with_the_same_visitor(browser, desktop, app_url) -> None:
+    """The same visitor (their browser's key) on a phone: a finger-drawn 7, a channel opened,
+    nothing wider than the screen."""
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=3,
+                              storage_state=desktop.storage_state())
+    try:
+        page = ctx.new_page()
+        open_inside(page, app_url)
+        expect(page.locator("canvas.maps")).to_have_count(len(CNN_MAPS))
+        touch_stroke(page, page.locator("canvas.pad"), DIGITS["7"])
+        assert shown_digit(page) == "7"
+        assert sideways(page) == 0, "the Inside page of a CNN is wider than a phone's screen"
+        for g in page.locator("canvas.maps").all():
+            assert g.bounding_box()["width"] <= PHONE["width"]
+        open_channel(page, "Conv layer 2", 9)  # a tap, scaled from the shrunk grid to its tiles
+        expect(page.locator(".kernels .kernel")).to_have_count(8)
+        assert sideways(page) == 0, "a channel's kernels are wider than a phone's screen"
+        open_channel(page, "Pool layer 1", 2)
+        expect(page.locator(".pool-before")).to_be_visible()
+        assert sideways(page) == 0, "pooling's pictures are wider than a phone's screen"
+        test_browser.shot(page, "phone-inside-cnn")
+        assert_no_exception(page)
+    finally:
+        ctx.close()
+
+
+# -- a model of another data set ---------------------------------------------------------------
+
+TROUSERS = [(95, 45), (185, 45), (190, 240), (155, 240), (140, 110), (125, 240), (90, 240), (95, 45)]
+
+
+@pytest.fixture(scope="module")
+def fashion_file(tmp_path_factory):
+    """A small CNN trained one epoch on 3,000 Fashion-MNIST images, saved as a model file."""
+    d = load_fashion_mnist()
+    data = MNIST(Split(d.train.images[:3000], d.train.labels[:3000]), d.val, d.test)
+    net = Net("conv 4x5 - pool - dense 32", seed=0)
+    train(net, data, TrainConfig(epochs=1, learning_rate=0.05, momentum=0.9, dataset="fashion"))
+    return save_model(net, tmp_path_factory.mktemp("fashion") / "fashion.npz")
+
+
+def test_a_fashion_model_names_its_classes_and_keeps_nothing(browser, app_url, fashion_file):
+    """Its answer is a class name, the one Python reads from the pad's own PNG; no "Keep it"
+    (drawings are kept as digits, for MNIST models only)."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = ctx.new_page()
+        use_model_file(page, app_url, fashion_file)
+        page.goto(app_url + "/Inside")
+        expect(page.get_by_text("This model reads Fashion-MNIST")).to_be_visible(timeout=STEP_MS)
+        expect(page.locator(".reading")).to_contain_text("Draw one of its ten classes", timeout=STEP_MS)
+        expect(page.locator(".keep")).to_be_hidden()
+        expect(page.locator("canvas.maps")).to_have_count(2)  # conv and pool
+        pad_stroke(page, TROUSERS)
+        name = page.locator("#inside-class")
+        expect(name).to_have_count(1, timeout=STEP_MS)
+        expect(page.locator("#inside-digit")).to_have_count(0)
+        png = page.locator("canvas.pad").evaluate("c => c.toDataURL('image/png')")  # what the pad shows
+        probs = load_model(fashion_file).predict_proba(preprocess_drawing(inside.drawing_from_png(png))[None])[0]
+        best = int(probs.argmax())
+        expect(name).to_have_text(FASHION_CLASSES[best])
+        assert abs(percent(page.locator(".conf").inner_text()) - 100 * probs[best]) <= 0.051
+        expect(page.locator(".legend")).to_contain_text("1,000 Fashion-MNIST test images")
+        test_browser.shot(page, "inside-fashion")
+        assert_no_exception(page)
+    finally:
+        ctx.close()

@@ -400,3 +400,27 @@ def test_a_pad_png_round_trips_to_the_same_reading():
     Image.fromarray(rgba, "RGBA").save(buf, "PNG")
     back = inside.drawing_from_png("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
     assert np.array_equal(back, rgba)
+
+
+def test_keep_refuses_a_drawing_for_a_model_of_another_data_set(monkeypatch):
+    """The pad offers no "Keep it" for a Fashion-MNIST model; the server refuses one anyway."""
+    import base64
+    import io
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from ui import mydigits
+
+    def never(*args):
+        raise AssertionError("a drawing was kept for a Fashion-MNIST model")
+
+    monkeypatch.setattr(mydigits, "keep", never)
+    buf = io.BytesIO()
+    Image.fromarray(rasterise(*DRAWINGS["seven"]), "RGBA").save(buf, "PNG")
+    png = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    entry = SimpleNamespace(dataset="fashion", dataset_title="Fashion-MNIST", model=None)
+    inside._keep(entry, {"nonce": "n1", "label": 7, "shown": 7, "png": png})
+    assert st.session_state[inside.MESSAGE_KEY] == (
+        "error", "This model reads Fashion-MNIST: drawings are kept as digits for MNIST models only.")
+    assert st.session_state[inside.KEPT_KEY] == {"nonce": "n1", "label": None, "ok": False}

@@ -68,13 +68,14 @@ function showIncoming(els, v, u) {
   }
 }
 
-// A small image of h x w weights (one scale mx for the set it belongs to) with a caption.
-function tile(box, values, h, w, mx, caption, cls) {
+// A small image of h x w weights (one scale mx for the set it belongs to), about `size` CSS
+// pixels wide, with a caption.
+function tile(box, values, h, w, mx, caption, cls, size = 44) {
   const fig = document.createElement("figure");
   fig.className = `tile ${cls}`;
   const canvas = document.createElement("canvas");
   canvas.width = w; canvas.height = h;
-  const scale = Math.max(2, Math.round(36 / Math.max(h, w)));
+  const scale = Math.max(2, Math.round(size / Math.max(h, w)));
   canvas.style.width = `${w * scale}px`; canvas.style.height = `${h * scale}px`;
   const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
   for (let p = 0; p < h * w; p++) {
@@ -143,7 +144,8 @@ function showChannel(els, v, u) {
   const w = new Float64Array(kk);
   for (const c of order) {
     for (let r = 0; r < kk; r++) w[r] = K[(c * kk + r) * C + u];
-    tile(els.kernels, w, k, k, mx, inC === 1 ? `${k} x ${k}` : `ch ${c} ${Math.round((100 * size[c]) / total)}%`, "kernel");
+    tile(els.kernels, w, k, k, mx, inC === 1 ? `${k} x ${k}` : `ch ${c} ${Math.round((100 * size[c]) / total)}%`, "kernel",
+      inC === 1 ? 96 : 44); // a lone kernel shown large
   }
   const pools = v.kind === "pool" ? `It pools channel ${u} of ${conv.short}, whose ` : "Its ";
   if (inC === 1) {

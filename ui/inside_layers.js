@@ -102,8 +102,8 @@ function mapGrid(box, v0, i, onSelect) {
     }
     ctx.putImageData(img, 0, 0);
     if (selected >= 0) {
-      ctx.strokeStyle = "#fff"; ctx.lineWidth = 2;
-      ctx.strokeRect((selected % cols) * (tw + MAP_GAP) - 1, Math.floor(selected / cols) * (th + MAP_GAP) - 1, tw + 2, th + 2);
+      ctx.strokeStyle = "#ff4b4b"; ctx.lineWidth = 3; // in the gap around the tile, on a light or dark page
+      ctx.strokeRect((selected % cols) * (tw + MAP_GAP) - 1.5, Math.floor(selected / cols) * (th + MAP_GAP) - 1.5, tw + 3, th + 3);
     }
     const what = v.kind === "pool" ? `2 x 2 max pooling of ${v.from.short}`
       : `${v.act === "tanh" ? "tanh" : "ReLU"} of ${C} ${v.k} x ${v.k} convolutions${v.pad ? " (zero-padded)" : ""}`;
