@@ -111,7 +111,8 @@ const TEMPLATE = `
   <div class="unit-body">
     <div><div class="caption incoming-caption"></div><canvas class="incoming" width="28" height="28"></canvas>
       <div class="tiles incoming-tiles"></div></div>
-    <div><div class="caption">Largest contributions to its value now</div><canvas class="contrib" width="420" height="190"></canvas></div>
+    <div><div class="caption">Largest contributions to its value now</div>
+      <canvas class="contrib" width="420" height="190"></canvas></div>
   </div>
   <div class="channel-body">
     <div class="pool-before"><div class="caption before-caption"></div><canvas class="before-map map"></canvas></div>
@@ -158,7 +159,8 @@ function makeInside(parent) {
   S.detail = makeDetail({ title: $(".unit-title"), unitBody: $(".unit-body"), channelBody: $(".channel-body"),
     incomingCaption: $(".incoming-caption"), incoming: $(".incoming"), incomingTiles: $(".incoming-tiles"),
     contrib: $(".contrib"), poolBefore: $(".pool-before"), beforeCaption: $(".before-caption"), beforeMap: $(".before-map"),
-    nowCaption: $(".now-caption"), channelMap: $(".channel-map"), kernelsCaption: $(".kernels-caption"), kernels: $(".kernels") });
+    nowCaption: $(".now-caption"), channelMap: $(".channel-map"), kernelsCaption: $(".kernels-caption"),
+    kernels: $(".kernels") });
   S.epochs = makeEpochs({ box: $(".epochs"), input: $(".epoch"), label: $(".epoch-label") },
     { use: (pos) => useNet(S, pos, false), want: () => want(S, "snapshots") });
   S.labelSel.addEventListener("change", () => { S.labelTouched = true; keepText(S); });

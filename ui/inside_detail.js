@@ -6,8 +6,8 @@
 //   small images, the channels that feed it most first, by the kernel's absolute weight);
 // - a channel of a pool layer: the map before and after 2 x 2 max pooling, and the kernels
 //   of the conv channel it pools.
-// Needs the DOM and ui/inside_views.js (colours, colourScale, lutOf, paintChannel,
-// weightColour, PIXELS, describeNetwork's views). show() when the selection or the network
+// Needs the DOM and ui/inside_views.js (DIVERGE, makeScale, fitScale, paintChannel, weightColour,
+// PIXELS, describeNetwork's views). show() when the selection or the network
 // changes (weights), paint() at every frame (values).
 
 /** els: the detail's elements (see ui/inside.js's TEMPLATE). -> {show(view, u), paint(view, u), setDataset(name)}. */
@@ -92,7 +92,9 @@ function tile(box, values, h, w, mx, caption, cls, size = 44) {
 const TOP = 8, topIdx = new Int32Array(TOP), topVal = new Float64Array(TOP);
 function inputName(from, i) {
   if (from === PIXELS) return `pixel (${Math.floor(i / 28)}, ${i % 28})`;
-  if (from.type === "maps") return `ch ${i % from.C} at (${Math.floor(i / (from.W * from.C))}, ${Math.floor(i / from.C) % from.W})`;
+  if (from.type === "maps") { // channels last: i = (y W + x) C + c
+    return `ch ${i % from.C} at (${Math.floor(i / (from.W * from.C))}, ${Math.floor(i / from.C) % from.W})`;
+  }
   return `unit ${i} of ${from.label}`;
 }
 function paintUnit(els, c, v, u, dataset) {
@@ -103,13 +105,16 @@ function paintUnit(els, c, v, u, dataset) {
     pre += contribution;
     if (k < TOP || Math.abs(contribution) > Math.abs(topVal[k - 1])) { // keep the TOP largest by size, sorted
       let j = k < TOP ? k++ : TOP - 1;
-      while (j > 0 && Math.abs(topVal[j - 1]) < Math.abs(contribution)) { topVal[j] = topVal[j - 1]; topIdx[j] = topIdx[j - 1]; j--; }
+      while (j > 0 && Math.abs(topVal[j - 1]) < Math.abs(contribution)) {
+        topVal[j] = topVal[j - 1]; topIdx[j] = topIdx[j - 1]; j--;
+      }
       topVal[j] = contribution; topIdx[j] = i;
     }
   }
   const act = v.out[u], dead = v.dead.has(u) ? `, dead on ${dataset}` : "";
   els.title.textContent = v.act === "tanh"
-    ? `${v.name}, unit ${u}: ${act.toFixed(3)} = tanh(${pre.toFixed(3)})${dead} = tanh(bias ${b.toFixed(3)} + ${nIn} contributions)`
+    ? `${v.name}, unit ${u}: ${act.toFixed(3)} = tanh(${pre.toFixed(3)})${dead} = tanh(bias ${b.toFixed(3)} + ` +
+      `${nIn} contributions)`
     : `${v.name}, unit ${u}: ${act.toFixed(3)}` + (act > 0 ? "" : ` (ReLU of ${pre.toFixed(3)})`) + dead +
       ` = ReLU(bias ${b.toFixed(3)} + ${nIn} contributions)`;
   c.clearRect(0, 0, 420, 190);
@@ -160,25 +165,28 @@ function showChannel(els, v, u) {
 }
 const actName = (v) => (v.act === "tanh" ? "tanh" : "ReLU");
 
+const DETAIL_SCALE = makeScale(), RANGE = { lo: 0, hi: 0, on: 0 }; // refilled at each frame
+
 // The channel's map on a canvas of its own, each value a block of s x s pixels.
-function paintMap(canvas, arr, H, W, C, c, s, lut, colour, dead) {
+function paintMap(canvas, arr, H, W, C, c, s, scale, dead) {
   if (canvas.width !== W * s || canvas.height !== H * s) { canvas.width = W * s; canvas.height = H * s; canvas._img = null; }
   const ctx = canvas.getContext("2d");
   const img = canvas._img || (canvas._img = ctx.createImageData(W * s, H * s));
-  paintChannel(img, 0, 0, arr, H, W, C, c, s, lut, colour, dead);
+  paintChannel(img, 0, 0, arr, H, W, C, c, s, scale, dead);
   ctx.putImageData(img, 0, 0);
   return ctx;
 }
-function channelRange(arr, C, c) {
+function channelRange(arr, C, c) { // -> RANGE: channel c's smallest, largest, how many positive
   let lo = Infinity, hi = -Infinity, on = 0;
   for (let p = c; p < arr.length; p += C) { const a = arr[p]; if (a < lo) lo = a; if (a > hi) hi = a; if (a > 0) on++; }
-  return { lo, hi, on };
+  RANGE.lo = lo; RANGE.hi = hi; RANGE.on = on;
+  return RANGE;
 }
 
 function paintConv(els, v, u, dataset) {
-  const { H, W, C } = v, colour = colourScale(v.act, v.out, v.out.length), dead = v.dead.has(u);
+  const { H, W, C } = v, scale = fitScale(DETAIL_SCALE, v.act, v.out, v.out.length), dead = v.dead.has(u);
   const s = Math.max(1, Math.floor(144 / Math.max(H, W)));
-  paintMap(els.channelMap, v.out, H, W, C, u, s, lutOf(v.act), colour, dead);
+  paintMap(els.channelMap, v.out, H, W, C, u, s, scale, dead);
   els.nowCaption.textContent = `Its map now (${H} x ${W}), coloured as in the grid`;
   const { lo, hi, on } = channelRange(v.out, C, u);
   const now = v.act === "tanh" ? `values ${lo.toFixed(3)} to ${hi.toFixed(3)} now`
@@ -189,15 +197,15 @@ function paintConv(els, v, u, dataset) {
 }
 
 function paintPool(els, v, u, dataset) {
-  const { H, W, C, inH, inW } = v, colour = colourScale(v.act, v.out, v.out.length), lut = lutOf(v.act);
+  const { H, W, C, inH, inW } = v, scale = fitScale(DETAIL_SCALE, v.act, v.out, v.out.length);
   const s = Math.max(1, Math.floor(144 / Math.max(inH, inW)));
-  const before = paintMap(els.beforeMap, v.inp, inH, inW, C, u, s, lut, colour, false);
+  const before = paintMap(els.beforeMap, v.inp, inH, inW, C, u, s, scale, false);
   before.strokeStyle = "rgba(255, 255, 255, 0.35)"; before.lineWidth = 1;
   before.beginPath();
   for (let x = 2; x < 2 * W; x += 2) { before.moveTo(x * s + 0.5, 0); before.lineTo(x * s + 0.5, 2 * H * s); }
   for (let y = 2; y < 2 * H; y += 2) { before.moveTo(0, y * s + 0.5); before.lineTo(2 * W * s, y * s + 0.5); }
   before.stroke();
-  paintMap(els.channelMap, v.out, H, W, C, u, 2 * s, lut, colour, v.dead.has(u));
+  paintMap(els.channelMap, v.out, H, W, C, u, 2 * s, scale, v.dead.has(u));
   els.beforeCaption.textContent = `Before: ${v.from.short}, channel ${u} (${inH} x ${inW}), in 2 x 2 blocks`;
   els.nowCaption.textContent = `After 2 x 2 max pooling (${H} x ${W}): each value the largest of its block`;
   const { hi } = channelRange(v.out, C, u);

@@ -3,8 +3,8 @@
 // feature maps (one small image per channel, scaled up, one colour scale per layer); and the
 // gallery of the first hidden layer's weights over the pixels (a network whose first layer is
 // dense, as an MLP's), ordered by how hard the drawing drives each unit.
-// Needs the DOM and ui/inside_views.js (HEAT, DIVERGE, DEAD, colourScale, lutOf, paintChannel,
-// weightColour). A click calls onSelect(view index, unit or channel).
+// Needs the DOM and ui/inside_views.js (DIVERGE, DEAD, makeScale, fitScale, colourOf, paintChannel,
+// weightColour, PIXELS). A click calls onSelect(view index, unit or channel).
 
 /** box: the element the layers go in. -> {build(views), paint(views), mark(selected)}. */
 function makeLayers(box, onSelect) {
@@ -39,7 +39,7 @@ function unitStrip(box, v0, i, onSelect) {
   const cell = Math.max(3, Math.min(24, Math.floor(200 / cols)));
   canvas.style.width = `${cols * cell}px`; canvas.style.height = `${rows * cell}px`;
   canvas.dataset.units = String(n);
-  const caption = wrap.querySelector(".caption"), markEl = wrap.querySelector(".mark");
+  const caption = wrap.querySelector(".caption"), markEl = wrap.querySelector(".mark"), scale = makeScale();
   let text = "";
   canvas.addEventListener("click", (e) => {
     const r = canvas.getBoundingClientRect();
@@ -53,14 +53,14 @@ function unitStrip(box, v0, i, onSelect) {
     markEl.style.width = markEl.style.height = `${cell}px`;
   }
   function paint(v) {
-    const a = v.out, data = img.data, colour = colourScale(v.act, a, n), lut = lutOf(v.act);
+    const a = v.out, data = img.data, lut = fitScale(scale, v.act, a, n).lut;
     let active = 0;
     for (let j = 0; j < n; j++) if (a[j] > 0) active++;
     for (let j = 0; j < cols * rows; j++) {
       const p = 4 * j;
       if (j >= n) { data[p + 3] = 0; continue; }
       if (v.dead.has(j)) { data[p] = DEAD[0]; data[p + 1] = DEAD[1]; data[p + 2] = DEAD[2]; }
-      else { const c = colour(a[j]); data[p] = lut[c]; data[p + 1] = lut[c + 1]; data[p + 2] = lut[c + 2]; }
+      else { const c = colourOf(scale, a[j]); data[p] = lut[c]; data[p + 1] = lut[c + 1]; data[p + 2] = lut[c + 2]; }
       data[p + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
@@ -84,26 +84,28 @@ function mapGrid(box, v0, i, onSelect) {
   const canvas = wrap.querySelector("canvas"), ctx = canvas.getContext("2d"), img = ctx.createImageData(width, height);
   Object.assign(canvas.dataset, { kind: v0.kind, channels: String(C), layer: v0.name, size: `${H}x${W}` });
   canvas.style.width = `${width}px`;
-  const caption = wrap.querySelector(".caption");
+  const caption = wrap.querySelector(".caption"), scale = makeScale();
   let text = "";
   canvas.addEventListener("click", (e) => {
     const r = canvas.getBoundingClientRect(), k = canvas.width / r.width;
-    const col = Math.floor(((e.clientX - r.left) * k) / (tw + MAP_GAP)), row = Math.floor(((e.clientY - r.top) * k) / (th + MAP_GAP));
+    const col = Math.floor(((e.clientX - r.left) * k) / (tw + MAP_GAP));
+    const row = Math.floor(((e.clientY - r.top) * k) / (th + MAP_GAP));
     const c = row * cols + Math.min(col, cols - 1);
     if (c < C) onSelect(i, c);
   });
   function paint(v, selected) {
-    const colour = colourScale(v.act, v.out, v.out.length), lut = lutOf(v.act);
+    fitScale(scale, v.act, v.out, v.out.length);
     let active = 0;
     for (let c = 0; c < C; c++) {
-      paintChannel(img, (c % cols) * (tw + MAP_GAP), Math.floor(c / cols) * (th + MAP_GAP), v.out, H, W, C, c, s, lut,
-        colour, v.dead.has(c));
+      paintChannel(img, (c % cols) * (tw + MAP_GAP), Math.floor(c / cols) * (th + MAP_GAP), v.out, H, W, C, c, s, scale,
+        v.dead.has(c));
       for (let p = c; p < v.out.length; p += C) if (v.out[p] > 0) { active++; break; }
     }
     ctx.putImageData(img, 0, 0);
     if (selected >= 0) {
       ctx.strokeStyle = "#ff4b4b"; ctx.lineWidth = 3; // in the gap around the tile, on a light or dark page
-      ctx.strokeRect((selected % cols) * (tw + MAP_GAP) - 1.5, Math.floor(selected / cols) * (th + MAP_GAP) - 1.5, tw + 3, th + 3);
+      const x = (selected % cols) * (tw + MAP_GAP), y = Math.floor(selected / cols) * (th + MAP_GAP);
+      ctx.strokeRect(x - 1.5, y - 1.5, tw + 3, th + 3);
     }
     const what = v.kind === "pool" ? `2 x 2 max pooling of ${v.from.short}`
       : `${v.act === "tanh" ? "tanh" : "ReLU"} of ${C} ${v.k} x ${v.k} convolutions${v.pad ? " (zero-padded)" : ""}`;
@@ -148,7 +150,8 @@ function makeGallery(els, onSelect) {
   }
   els.canvas.addEventListener("click", (e) => {
     const r = els.canvas.getBoundingClientRect(), s = els.canvas.width / r.width; // shrunk on a phone
-    const k = Math.floor(((e.clientY - r.top) * s) / (TILE + GAP)) * GCOLS + Math.floor(((e.clientX - r.left) * s) / (TILE + GAP));
+    const k = Math.floor(((e.clientY - r.top) * s) / (TILE + GAP)) * GCOLS
+      + Math.floor(((e.clientX - r.left) * s) / (TILE + GAP));
     if (view && k < view.n) onSelect(0, order[k]);
   });
   return { use, paint };

@@ -432,12 +432,15 @@ function checkLayer(s, i, shape, weights, biases) {
     const fanIn = s.kind === "conv" ? shape[2] * s.k * s.k : count(shape), fanOut = s.out[s.out.length - 1];
     if (s.kind === "dense" && shape.length !== 1) throw new Error(`${where}: needs a flat input, got [${shape}]`);
     if (!W || !b || W.length !== fanIn * fanOut || b.length !== fanOut) {
-      throw new Error(`${where}: weights ${W && W.length} and biases ${b && b.length}, expected ${fanIn} x ${fanOut} and ${fanOut}`);
+      throw new Error(`${where}: weights ${W && W.length} and biases ${b && b.length}, ` +
+        `expected ${fanIn} x ${fanOut} and ${fanOut}`);
     }
     Object.assign(layer, { W, b, param: s.param, fanIn, fanOut });
     if (s.kind === "conv") {
       const [H, Wd] = shape, k = s.k, pad = s.pad;
-      if (shape.length !== 3 || !Number.isInteger(k) || !Number.isInteger(pad) || k < 1 || pad < 0 || 2 * pad > k - 1) throw new Error(`${where}: bad kernel ${k} or padding ${pad}`);
+      if (shape.length !== 3 || !Number.isInteger(k) || !Number.isInteger(pad) || k < 1 || pad < 0 || 2 * pad > k - 1) {
+        throw new Error(`${where}: bad kernel ${k} or padding ${pad}`); // "same" pads (k - 1) / 2 at most
+      }
       Object.assign(layer, { k, pad });
       want = [H + 2 * pad - k + 1, Wd + 2 * pad - k + 1, fanOut];
     } else want = [fanOut];

@@ -18,33 +18,40 @@ const DIVERGE = ramp([[40, 90, 220], [10, 10, 18], [235, 70, 50]]); // blue - bl
 const DEAD = [120, 120, 120];
 
 /**
- * How a layer's values become colours, one scale for the whole layer: ReLU outputs (and the
- * input's ink) from dark 0 to bright at the layer's largest now (HEAT); tanh outputs from
- * blue -1 through black 0 to red +1 (DIVERGE). -> a LUT offset (3 * index) for value v.
+ * How a layer's values become colours, one scale for the whole layer, refitted at each frame
+ * in place (a frame allocates nothing): ReLU outputs from dark 0 to bright at the layer's
+ * largest now (HEAT), the input's scaled pixels from their smallest to their largest; tanh
+ * outputs from blue -1 through black 0 to red +1 (DIVERGE). colourOf(scale, v): a LUT offset.
  */
-function colourScale(act, values, n) {
-  if (act === "tanh") return (v) => 3 * Math.round(127.5 + 127.5 * Math.max(-1, Math.min(1, v)));
+const makeScale = () => ({ lut: HEAT, lo: 0, k: 0 });
+function fitScale(scale, act, values, n) {
+  if (act === "tanh") { scale.lut = DIVERGE; scale.lo = -1; scale.k = 127.5; return scale; }
   let lo = 0, hi = 0;
-  if (act === "input") { lo = Infinity; hi = -Infinity; for (let i = 0; i < n; i++) { lo = Math.min(lo, values[i]); hi = Math.max(hi, values[i]); } }
-  else for (let i = 0; i < n; i++) if (values[i] > hi) hi = values[i];
-  const k = hi > lo ? 255 / (hi - lo) : 0;
-  return (v) => 3 * Math.max(0, Math.min(255, Math.round((v - lo) * k)));
+  if (act === "input") {
+    lo = Infinity; hi = -Infinity;
+    for (let i = 0; i < n; i++) { if (values[i] < lo) lo = values[i]; if (values[i] > hi) hi = values[i]; }
+  } else for (let i = 0; i < n; i++) if (values[i] > hi) hi = values[i];
+  scale.lut = HEAT; scale.lo = lo; scale.k = hi > lo ? 255 / (hi - lo) : 0;
+  return scale;
 }
-const lutOf = (act) => (act === "tanh" ? DIVERGE : HEAT);
+function colourOf(scale, v) {
+  const i = Math.round((v - scale.lo) * scale.k);
+  return 3 * (i < 0 ? 0 : i > 255 ? 255 : i);
+}
 
 // A weight w of a set whose largest size is mx: blue -, black 0, red + (a DIVERGE offset).
 const weightColour = (w, mx) => 3 * Math.round(127.5 + (127.5 * w) / mx);
 
 /**
  * One channel c of a channels-last (H, W, C) array, each value a s x s block at (ox, oy) of an
- * ImageData `img`; colour(v) gives a LUT offset; dead: grey.
+ * ImageData `img`, coloured by `scale` (fitScale's); dead: grey.
  */
-function paintChannel(img, ox, oy, arr, H, W, C, c, s, lut, colour, dead) {
-  const data = img.data, stride = img.width;
+function paintChannel(img, ox, oy, arr, H, W, C, c, s, scale, dead) {
+  const data = img.data, stride = img.width, lut = scale.lut;
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       let r = DEAD[0], g = DEAD[1], b = DEAD[2];
-      if (!dead) { const k = colour(arr[(y * W + x) * C + c]); r = lut[k]; g = lut[k + 1]; b = lut[k + 2]; }
+      if (!dead) { const k = colourOf(scale, arr[(y * W + x) * C + c]); r = lut[k]; g = lut[k + 1]; b = lut[k + 2]; }
       for (let dy = 0; dy < s; dy++) {
         let p = 4 * ((oy + y * s + dy) * stride + ox + x * s);
         for (let dx = 0; dx < s; dx++, p += 4) { data[p] = r; data[p + 1] = g; data[p + 2] = b; data[p + 3] = 255; }
