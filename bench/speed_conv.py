@@ -10,6 +10,9 @@ only changes a scalar). The equivalence is checked (two steps, then the weights)
 The second table times each mnistnet layer inside real steps, then the pieces of each Conv2D (im2col
 copy, sgemms, bias, update, col2im) one by one on its real buffers: that copy mirrors Conv2D's code
 (mnistnet.layers) and its sum is printed beside the layer's own time, so a drift between them shows.
+Rows starting with spaces are not added to that sum: parts of the row above, or a sequence of two
+(im2col then sgemm: where it takes much longer than the two alone, OpenBLAS's threads are waking up
+between numpy's calls, which is where a step on 2 threads loses its time on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -304,8 +307,13 @@ def conv_pieces(layer: Conv2D, x: np.ndarray, dy: np.ndarray, side: Side, reps: 
             for j in range(k):
                 dxp[:, i:i + Ho, j:j + Wo, :] += dcols[..., i, j]
 
+    def fwd_sgemm():
+        np.matmul(cols, layer.W, out=y.reshape(rows, Fo))
+
     out = {"fwd im2col copy": median_ms(im2col, reps),
-           "fwd sgemm cols @ W": median_ms(lambda: np.matmul(cols, layer.W, out=y.reshape(rows, Fo)), reps),
+           "fwd sgemm cols @ W": median_ms(fwd_sgemm, reps),
+           # Back to back, BLAS's worker threads never sleep; after numpy's copy they may have to wake.
+           "  im2col, then sgemm at once": median_ms(lambda: (im2col(), fwd_sgemm()), reps),
            "fwd bias add": median_ms(lambda: np.add(y, layer.b, out=y), reps)}
     if layer.need_dx:
         out["bwd sgemm dy @ W.T"] = median_ms(lambda: np.matmul(d2d, layer.W.T, out=layer.dcols[:rows]), reps)
