@@ -235,7 +235,7 @@ def start_long_run(page: Page, url: str) -> None:
     expect(page.get_by_text(LIVE)).to_be_visible()
     expect(stop_button(page)).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Network 784-"))).to_contain_text(
-        f"Network {LONG_SIZES}; learning rate 0.13, batch 50, {LONG['epochs']} epoch(s) on 50,000 images")
+        f"Network {LONG_SIZES} on MNIST; learning rate 0.13, batch 50, {LONG['epochs']} epoch(s) on 50,000 images")
     step("started the long run")
 
 
