@@ -53,7 +53,7 @@ def cnn_preset() -> tuple[str, TrainConfig, str]:
 def torch_params(net: Net) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each conv and dense layer's (weight, bias) in PyTorch's layout, copied from the Net.
 
-    Conv2D W: (C*k*k, F), rows in (c, i, j) order -> (F, C, k, k). The first Dense after a
+    Conv2D W: (k*k*C, F), rows in (i, j, c) order -> (F, C, k, k). The first Dense after a
     Flatten of (H, W, C) images reads NHWC order; torch flattens NCHW: its rows are permuted
     so both compute the same function. Other Dense W: (in, out) -> (out, in).
     """
@@ -65,8 +65,8 @@ def torch_params(net: Net) -> list[tuple[np.ndarray, np.ndarray]]:
             continue
         W, b = net.weights[layer.index], net.biases[layer.index]
         if isinstance(layer, Conv2D):
-            C = layer.in_shape[2]
-            w = W.T.reshape(layer.filters, C, layer.k, layer.k)
+            C, k = layer.in_shape[2], layer.k
+            w = W.reshape(k, k, C, layer.filters).transpose(3, 2, 0, 1)
         elif flat_shape is not None:
             H, Wd, C = flat_shape
             w = W.reshape(H, Wd, C, -1).transpose(3, 2, 0, 1).reshape(W.shape[1], -1)
@@ -281,39 +281,23 @@ def median_ms(fn, reps: int) -> float:
 
 
 def conv_pieces(layer: Conv2D, x: np.ndarray, dy: np.ndarray, side: Side, reps: int) -> dict[str, float]:
-    """Conv2D.forward and .backward cut into pieces: a copy of their code on the layer's buffers.
-    The update is the real SGD.layer, its parameters and velocity put back afterwards."""
+    """Conv2D.forward and .backward cut into pieces: the layer's own im2col and col2im on its
+    buffers, its sgemms, and the real SGD.layer (parameters and velocity put back afterwards)."""
     n = len(x)
-    H, W, C = layer.in_shape
     Ho, Wo, Fo = layer.out_shape
-    k, p = layer.k, layer.pad
     rows = n * Ho * Wo
-    xp = layer.xp[:n] if p else x
     cols, y = layer.cols[:rows], layer.y[:n]
     d2d = dy.reshape(rows, Fo)
     sgd = side.stepper.sgd
     vw, gb = np.zeros_like(layer.W), np.empty_like(layer.b)
 
-    def im2col():
-        if p:
-            xp[:, p:p + H, p:p + W, :] = x
-        cols.reshape(n, Ho, Wo, C, k, k)[...] = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))
-
-    def col2im():
-        dcols = layer.dcols[:rows].reshape(n, Ho, Wo, C, k, k)
-        dxp = layer.dxp[:n]
-        dxp[...] = 0
-        for i in range(k):
-            for j in range(k):
-                dxp[:, i:i + Ho, j:j + Wo, :] += dcols[..., i, j]
-
     def fwd_sgemm():
         np.matmul(cols, layer.W, out=y.reshape(rows, Fo))
 
-    out = {"fwd im2col copy": median_ms(im2col, reps),
+    out = {"fwd im2col copy": median_ms(lambda: layer.im2col(x), reps),
            "fwd sgemm cols @ W": median_ms(fwd_sgemm, reps),
            # Back to back, BLAS's worker threads never sleep; after numpy's copy they may have to wake.
-           "  im2col, then sgemm at once": median_ms(lambda: (im2col(), fwd_sgemm()), reps),
+           "  im2col, then sgemm at once": median_ms(lambda: (layer.im2col(x), fwd_sgemm()), reps),
            "fwd bias add": median_ms(lambda: np.add(y, layer.b, out=y), reps)}
     if layer.need_dx:
         out["bwd sgemm dy @ W.T"] = median_ms(lambda: np.matmul(d2d, layer.W.T, out=layer.dcols[:rows]), reps)
@@ -325,9 +309,9 @@ def conv_pieces(layer: Conv2D, x: np.ndarray, dy: np.ndarray, side: Side, reps: 
     layer.W[...], layer.b[...] = saved[1], saved[2]
     out["  of it: sgemm cols.T @ dy"] = median_ms(lambda: gemm(1.0, cols, d2d, sgd.momentum, vw, trans_a=True),
                                                  reps)
-    out["  of it: bias sum over rows"] = median_ms(lambda: np.add.reduce(d2d, axis=0, out=gb), reps)
+    out["  of it: bias sum over rows"] = median_ms(lambda: sgd.bias_sum(d2d, gb), reps)
     if layer.need_dx:
-        out["bwd col2im (k*k adds)"] = median_ms(col2im, reps)
+        out["bwd col2im (runs of k*C)"] = median_ms(lambda: layer.col2im(layer.dcols[:rows]), reps)
     return out
 
 

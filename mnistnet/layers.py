@@ -245,10 +245,11 @@ class MaxPool2(Layer):
         y, hit, free = self.y[:n], self.hit[:n], self.free[:n]
         dx = self.dx[:n]  # zeros outside the windows (an odd edge) stay zero
         free[...] = True
-        for corner, out in zip(self._corners(self._x), self._corners(dx)):
+        for k, (corner, out) in enumerate(zip(self._corners(self._x), self._corners(dx))):
             np.equal(corner, y, out=hit)
             hit &= free
-            free &= ~hit
+            if k < 3:
+                np.greater(free, hit, out=free)  # free and not hit, in place
             np.multiply(dy, hit, out=out)
         return dx
 
@@ -261,10 +262,14 @@ class Conv2D(Layer):
     """filters k x k convolutions, stride 1, "valid" (no padding) or "same" (odd k, zero
     padding (k-1)/2): (n, H, W, C) -> (n, Ho, Wo, filters).
 
-    im2col: each output pixel's k x k x C input patch is one row of cols: (n*Ho*Wo, C*k*k),
-    columns in (c, i, j) order; the output is cols @ W + b with W: (C*k*k, filters), the same
-    sgemm the MLP's dense layers use. Backward: d cols = dy @ W.T, summed back into the
-    (padded) input over the k*k kernel offsets (a loop of k*k vectorised adds, not per image).
+    im2col: each output pixel's k x k x C input patch is one row of cols: (n*Ho*Wo, k*k*C),
+    columns in (i, j, c) order; the output is cols @ W + b with W: (k*k*C, filters), the same
+    sgemm the MLP's dense layers use. In (i, j, c) order the k*C values of a kernel row are
+    contiguous in the channels-last input, so im2col is one copy from a strided view whose
+    innermost runs are k*C floats long. Backward: d cols = dy @ W.T, summed back into the
+    (padded) input row offset by row offset: for a row offset i and a column phase r, the
+    windows starting at r, r + k, r + 2k, ... do not overlap, so each is one vectorised add of
+    contiguous k*C runs (k*k adds in all, none per image).
     """
 
     def __init__(self, filters: int, k: int, padding: str = "valid"):
@@ -289,21 +294,45 @@ class Conv2D(Layer):
         self.dxp = np.empty((batch, H + 2 * p, W + 2 * p, C), dtype)
         return self.out_shape
 
-    def forward(self, x, train):
+    def im2col(self, x: np.ndarray) -> np.ndarray:
+        """x: (n, H, W, C) float32 -> cols: (n*Ho*Wo, k*k*C), a view of this layer's buffer."""
         n = len(x)
         H, W, C = self.in_shape
-        Ho, Wo, F = self.out_shape
+        Ho, Wo, _ = self.out_shape
         k, p = self.k, self.pad
         if p:
             xp = self.xp[:n]  # its border stays zero
             xp[:, p:p + H, p:p + W, :] = x
         else:
             xp = x
-        # (n, Ho, Wo, C, k, k) strided view of every patch, copied once into the cols rows.
-        patches = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))
+        # (n, Ho, Wo, k, k*C) strided view of every patch: patch row i of output pixel (y, x)
+        # is the k*C contiguous values from xp[:, y + i, x, 0]; copied once into the cols rows.
+        s0, s1, s2, s3 = xp.strides
+        patches = np.lib.stride_tricks.as_strided(xp, (n, Ho, Wo, k, k * C), (s0, s1, s2, s1, s3), writeable=False)
         cols = self.cols[:n * Ho * Wo]
-        cols.reshape(n, Ho, Wo, C, k, k)[...] = patches
-        self._cols = cols
+        cols.reshape(n, Ho, Wo, k, k * C)[...] = patches
+        return cols
+
+    def col2im(self, dcols: np.ndarray) -> np.ndarray:
+        """dcols: (n*Ho*Wo, k*k*C) float32 -> dx: (n, H, W, C), each patch summed back where it came from."""
+        H, W, C = self.in_shape
+        Ho, Wo, _ = self.out_shape
+        k, p = self.k, self.pad
+        n = len(dcols) // (Ho * Wo)
+        d = dcols.reshape(n, Ho, Wo, k, k * C)
+        dxp = self.dxp[:n]
+        dxp[...] = 0
+        for i in range(k):
+            for r in range(min(k, Wo)):
+                m = len(range(r, Wo, k))  # windows at columns r, r + k, ...: side by side
+                dst = dxp[:, i:i + Ho, r:r + m * k, :].reshape(n, Ho, m, k * C)  # a view: (m*k, C) rows merge
+                dst += d[:, :, r::k, i, :]
+        return dxp[:, p:p + H, p:p + W, :]
+
+    def forward(self, x, train):
+        n = len(x)
+        Ho, Wo, F = self.out_shape
+        self._cols = cols = self.im2col(x)
         y = self.y[:n]
         np.matmul(cols, self.W, out=y.reshape(n * Ho * Wo, F))
         y += self.b
@@ -311,22 +340,11 @@ class Conv2D(Layer):
 
     def backward(self, dy, step):
         n = len(dy)
-        H, W, C = self.in_shape
         Ho, Wo, F = self.out_shape
-        k, p = self.k, self.pad
         d2d = dy.reshape(n * Ho * Wo, F)
-        dx = None
-        if self.need_dx:
-            dcols = np.matmul(d2d, self.W.T, out=self.dcols[:n * Ho * Wo]).reshape(n, Ho, Wo, C, k, k)
+        dcols = np.matmul(d2d, self.W.T, out=self.dcols[:n * Ho * Wo]) if self.need_dx else None
         _update(self, self._cols, d2d, step)
-        if self.need_dx:
-            dxp = self.dxp[:n]
-            dxp[...] = 0
-            for i in range(k):
-                for j in range(k):
-                    dxp[:, i:i + Ho, j:j + Wo, :] += dcols[..., i, j]
-            dx = dxp[:, p:p + H, p:p + W, :]
-        return dx
+        return self.col2im(dcols) if self.need_dx else None
 
     def macs(self):
         Ho, Wo, F = self.out_shape

@@ -158,7 +158,7 @@ class Net:
     """A stack of layers with a softmax output, its inputs scaled like an MLP's.
 
     weights[l], biases[l]: the parameters of the l-th conv or dense layer, float32, W as the
-    (fan_in, fan_out) matrix that feeds sgemm (a conv's fan_in is C*k*k). Inputs (n, 784)
+    (fan_in, fan_out) matrix that feeds sgemm (a conv's fan_in is k*k*C, rows in (i, j, c) order). Inputs (n, 784)
     scaled float32 are read as (n, 28, 28, 1) images. parameters(), copy_parameters(),
     set_parameters(), scale_inputs(), pixel_table(), predict_proba(), predict() behave as
     the MLP's, so mnistnet.train trains either.

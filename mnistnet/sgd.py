@@ -31,16 +31,27 @@ class SGD:
         self.scratch = [np.empty_like(W) for W in model.weights] if momentum and weight_decay else None
         self.grad_b = [np.empty_like(b) for b in model.biases]
         self.lr, self.bias_ratio = 0.0, 1.0
+        self._ones = np.ones(0, np.float32)  # grown once to the most rows seen
 
     def begin(self, lr: float, bias_ratio: float) -> None:
         """Set this step's learning rate and bias_lr / lr before Backprop.backward(step=self)."""
         self.lr, self.bias_ratio = float(lr), float(bias_ratio)
 
+    def bias_sum(self, d: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """d: (rows, fan_out) -> out: (fan_out,) its column sums. A conv layer's rows are every
+        output pixel of the batch (36,864 for a 24x24 map of 64 images): there ones @ d, one
+        sgemv, is several times faster than numpy's reduction down a column of a narrow array."""
+        if len(d) <= 4096:
+            return np.add.reduce(d, axis=0, out=out)
+        if len(self._ones) < len(d) or self._ones.dtype != d.dtype:
+            self._ones = np.ones(len(d), d.dtype)
+        return np.matmul(self._ones[:len(d)], d, out=out)
+
     def layer(self, i: int, inp: np.ndarray, d: np.ndarray) -> None:
         """Update weights[i], biases[i] from inp: (n, fan_in) and d: (n, fan_out) = lr * dLoss/dz."""
         W, b = self.model.weights[i], self.model.biases[i]
         gb = self.grad_b[i]  # (fan_out,) lr times the bias gradient
-        np.add.reduce(d, axis=0, out=gb)
+        self.bias_sum(d, gb)
         if self.bias_ratio != 1.0:
             gb *= gb.dtype.type(self.bias_ratio)
         decay = W.dtype.type(self.lr * self.weight_decay)

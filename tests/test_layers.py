@@ -13,12 +13,12 @@ from mnistnet.train import train
 
 
 def conv_reference(x, W, b, k, pad):
-    """Direct loops: x (n, H, W, C), W (C*k*k, F) in (c, i, j) row order."""
+    """Direct loops: x (n, H, W, C), W (k*k*C, F) in (i, j, c) row order."""
     n, H, Wd, C = x.shape
     F = W.shape[1]
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     Ho, Wo = H + 2 * pad - k + 1, Wd + 2 * pad - k + 1
-    Wk = W.reshape(C, k, k, F)
+    Wk = W.reshape(k, k, C, F)
     out = np.zeros((n, Ho, Wo, F))
     for a in range(n):
         for r in range(Ho):
@@ -28,7 +28,7 @@ def conv_reference(x, W, b, k, pad):
                     for ch in range(C):
                         for i in range(k):
                             for j in range(k):
-                                s += xp[a, r + i, c + j, ch] * Wk[ch, i, j, f]
+                                s += xp[a, r + i, c + j, ch] * Wk[i, j, ch, f]
                     out[a, r, c, f] = s
     return out
 
@@ -46,6 +46,30 @@ def test_conv_forward_matches_a_direct_loop(k, padding, shape):
     want = conv_reference(x, conv.W, conv.b, k, conv.pad)
     assert got.shape == want.shape
     assert np.abs(got - want).max() < 1e-12
+
+@pytest.mark.parametrize("k,padding,shape", [(3, "valid", (6, 7, 2)), (3, "same", (5, 5, 3)), (5, "valid", (12, 11, 3)),
+                                             (5, "same", (4, 3, 2))])
+def test_conv_backward_sums_each_patch_back_where_a_direct_loop_does(k, padding, shape):
+    """dx of Conv2D (col2im in runs of k*C) against dx[y + i, x + j, c] += dy[y, x, f] W[i, j, c, f]."""
+    rng = np.random.default_rng(2)
+    conv = Conv2D(4, k, padding)
+    conv.setup(shape, 3, np.float64)
+    conv.init(rng, np.float64)
+    conv.need_dx = True
+    x = rng.normal(size=(3, *shape))
+    dy = rng.normal(size=conv.forward(x, True).shape)
+    got = conv.backward(dy, None).copy()
+    H, Wd, C = shape
+    p = conv.pad
+    Wk = conv.W.reshape(k, k, C, 4)
+    want = np.zeros((3, H + 2 * p, Wd + 2 * p, C))
+    for y in range(dy.shape[1]):
+        for xx in range(dy.shape[2]):
+            for i in range(k):
+                for j in range(k):
+                    want[:, y + i, xx + j, :] += dy[:, y, xx, :] @ Wk[i, j].T
+    assert np.abs(got - want[:, p:p + H, p:p + Wd, :]).max() < 1e-12
+
 
 
 def test_maxpool_forward_matches_a_direct_loop():

@@ -144,7 +144,7 @@ def model_payload(model: MLP | Net, images: np.ndarray) -> tuple[str, bytes]:
     """The model for the browser -> (its id: 16 hex digits of the SHA-256 of its weights, bytes).
 
     Body: W0, b0, W1, b1, ... as float32, W (fan_in, fan_out) row-major (a conv's rows in
-    (c, i, j) order). Header: layer sizes, input scaling, preprocessing constants
+    (i, j, c) order). Header: layer sizes, input scaling, preprocessing constants
     (mnistnet/drawing.py) and dead units over `images` (per hidden layer of an MLP); a Net's
     also its line ("net") and layer stack ("stack", stack_of), "dead" then per layer of it
     (dead_channels).

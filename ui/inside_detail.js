@@ -137,18 +137,18 @@ function showChannel(els, v, u) {
   const conv = v.kind === "conv" ? v : v.source;
   if (!conv) { els.kernelsCaption.textContent = `It pools channel ${u} of the input; no kernel feeds it.`; return; }
   const { kernels: K, k, inC, C } = conv, kk = k * k;
-  // Kernel c of output channel u: rows (c k + i) k + j of the (inC k k, C) matrix, column u.
+  // Kernel c of output channel u: rows (i k + j) inC + c of the (k k inC, C) matrix, column u.
   const size = new Float64Array(inC), order = [];
   let mx = 1e-12, total = 1e-12;
   for (let c = 0; c < inC; c++) {
-    for (let r = 0; r < kk; r++) { const w = Math.abs(K[(c * kk + r) * C + u]); size[c] += w; mx = Math.max(mx, w); }
+    for (let r = 0; r < kk; r++) { const w = Math.abs(K[(r * inC + c) * C + u]); size[c] += w; mx = Math.max(mx, w); }
     total += size[c];
     order.push(c);
   }
   order.sort((a, b) => size[b] - size[a]);
   const w = new Float64Array(kk);
   for (const c of order) {
-    for (let r = 0; r < kk; r++) w[r] = K[(c * kk + r) * C + u];
+    for (let r = 0; r < kk; r++) w[r] = K[(r * inC + c) * C + u];
     tile(els.kernels, w, k, k, mx, inC === 1 ? `${k} x ${k}` : `ch ${c} ${Math.round((100 * size[c]) / total)}%`, "kernel",
       inC === 1 ? 96 : 44); // a lone kernel shown large
   }

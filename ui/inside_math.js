@@ -387,7 +387,7 @@ const count = (shape) => shape.reduce((a, b) => a * b, 1);
  * The network of a version 2 payload's header.stack: layers of kind conv, relu, tanh, pool,
  * flatten, dense, dropout, each with "in" and "out" shapes ([H, W, C] channels last, or [n]);
  * a conv has k, pad and param, a dense param: the index of its weights[] (Float32Array
- * (fan_in x fan_out) row-major, a conv's rows in (c, i, j) order as Conv2D's im2col) and
+ * (fan_in x fan_out) row-major, a conv's rows in (i, j, c) order as Conv2D's im2col) and
  * biases[]. Inputs are scaled as the model does, (x / 255 - mean) / std, read as 28 x 28 x 1.
  * Checks every shape against its neighbours and its arrays; Error names the first bad layer.
  *
@@ -456,8 +456,8 @@ function checkLayer(s, i, shape, weights, biases) {
   return layer;
 }
 
-// Conv2D.forward: out[y, x, f] = b[f] + sum over (c, i, j) of in[y + i - pad, x + j - pad, c]
-// times W[(c k + i) k + j, f]; the zero padding adds nothing, so it is skipped.
+// Conv2D.forward: out[y, x, f] = b[f] + sum over (i, j, c) of in[y + i - pad, x + j - pad, c]
+// times W[(i k + j) C + c, f]; the zero padding adds nothing, so it is skipped.
 function convForward(layer) {
   const { inp, out, W, b, k, pad, fanOut: F } = layer, [H, Wd, C] = layer.inShape, [Ho, Wo] = layer.outShape;
   for (let y = 0; y < Ho; y++) {
@@ -474,7 +474,7 @@ function convForward(layer) {
           for (let c = 0; c < C; c++) {
             const v = inp[p + c];
             if (v === 0) continue; // ReLU zeros add nothing
-            const row = ((c * k + i) * k + j) * F;
+            const row = ((i * k + j) * C + c) * F;
             for (let f = 0; f < F; f++) out[o + f] += v * W[row + f];
           }
         }

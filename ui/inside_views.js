@@ -69,7 +69,7 @@ const PIXELS = { type: "pixels", name: "the input", short: "the input", H: 28, W
  *   units: {type, name, short, label, n, out, act, W, b, nIn, inp, from, dead}  a dense layer
  *          after its activation (an MLP's hidden layers, a Net's dense layers but the output)
  *   maps:  {type, kind: "conv" | "pool", name, short, H, W, C, out, act, dead, from, ...}
- *          a conv layer after its activation (kernels: its (inC k k, C) W, b, k, pad, inC,
+ *          a conv layer after its activation (kernels: its (k k inC, C) W, b, k, pad, inC,
  *          inp) or a pool layer (inp: what it pools, inH, inW; source: the conv view whose
  *          channels it pools, or null)
  * from: the view (or PIXELS) feeding it; dead: a Set of units or channels dead on the data.
