@@ -18,6 +18,7 @@ keeps its own fused code, and a Net otherwise. Errors name the bad token.
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 
@@ -207,6 +208,19 @@ class Net:
         self.layer_sizes = (784, *([flat] if flat else []), *(layer.units for layer in self.params
                                                                if isinstance(layer, Dense)))
         self._stacks: dict[int, list[Layer]] = {}
+        # One stored model serves many sessions at once: inference runs through shared
+        # buffers, so one call at a time (a drawing's answer takes milliseconds).
+        self._infer = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_infer")
+        state["_stacks"] = {}  # buffers, remade where needed
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._infer = threading.Lock()
 
     @classmethod
     def from_arrays(cls, spec: str, weights, biases, input_mean: float = MNIST_MEAN,
@@ -257,13 +271,14 @@ class Net:
     def logits(self, Xs: np.ndarray, chunk: int = 500) -> np.ndarray:
         """Xs: (n, 784) scaled -> (n, 10) logits, `chunk` rows at a time (im2col's memory)."""
         out = np.empty((len(Xs), N_CLASSES), self.dtype)
-        layers = self.stack(min(chunk, max(len(Xs), 1)))
-        for start in range(0, len(Xs), chunk):
-            h = Xs[start:start + chunk]
-            h = h.reshape(len(h), *INPUT_SHAPE)
-            for layer in layers:
-                h = layer.forward(h, False)
-            out[start:start + len(h)] = h
+        with self._infer:  # the stack's buffers are this net's, not this call's
+            layers = self.stack(min(chunk, max(len(Xs), 1)))
+            for start in range(0, len(Xs), chunk):
+                h = Xs[start:start + chunk]
+                h = h.reshape(len(h), *INPUT_SHAPE)
+                for layer in layers:
+                    h = layer.forward(h, False)
+                out[start:start + len(h)] = h
         return out
 
     def predict_proba(self, X, chunk: int = 500) -> np.ndarray:

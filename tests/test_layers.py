@@ -176,3 +176,21 @@ def test_dropout_is_off_at_inference_and_seeded_in_training(tiny_mnist):
     hb = train(b, small, TrainConfig(epochs=1, seed=5))
     assert ha.batch_losses == hb.batch_losses  # the same seed, the same masks
     assert all(np.array_equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_one_net_answers_many_threads_at_once_as_it_answers_one():
+    """A stored model serves every session: calls from several threads, at once, each get
+    their own images' answers (the stack's buffers are shared, so calls take turns)."""
+    import copy
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    net = Net("conv 4x5 - pool - dense 16", seed=2)
+    rng = np.random.default_rng(5)
+    batches = [rng.integers(0, 256, (n, 784)).astype(np.uint8) for n in (1, 7, 300, 3, 520, 2) * 3]
+    alone = [net.predict_proba(b) for b in batches]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(net.predict_proba, batches))
+    assert all(np.array_equal(a, t) for a, t in zip(alone, together))
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert np.array_equal(twin.predict_proba(batches[2]), alone[2])
