@@ -15,16 +15,18 @@ import math
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
 from PIL import Image
 
-from .data import Split
+from .data import DATASETS, Split
 from .drawing import preprocess_drawing
 from .metrics import evaluate_scaled
 from .modelfile import load_model
+from .train import dataset_of
 
 MAX_SIDE = 4000
 MAX_FILE = 20 * 1024 * 1024
@@ -339,25 +341,31 @@ class ModelUpload:
     model_id: int
     measured_test: dict | None  # `metrics.evaluate_scaled` on the test split given, else None
     claimed_test_accuracy: float | None  # what the file's own history says (unverified), or None
+    dataset: str = "mnist"  # the data set the model reads (its history says; a key of DATASETS)
 
 
-def _note(name: str, measured: dict | None, claimed: float | None) -> str:
+def _note(name: str, measured: dict | None, claimed: float | None, dataset: str = "mnist") -> str:
     said = f"uploaded as {name}"
     if measured is not None:
-        said += f"; {100 * measured['accuracy']:.2f}% on the MNIST test set, measured on upload"
+        said += f"; {100 * measured['accuracy']:.2f}% on the {DATASETS[dataset].title} test set, measured on upload"
         if claimed is not None and abs(claimed - measured["accuracy"]) > 5e-5:
             said += f" (the file claimed {100 * claimed:.2f}%)"
     return said
 
 
 def import_model_upload(store, data: bytes, name: str, owner: str,
-                        test_split: Split | None = None) -> ModelUpload:
+                        test_split: Split | Callable[[str], Split] | None = None) -> ModelUpload:
     """A .npz model upload, checked by load_model (never unpickled), measured on `test_split`
-    (MNIST test images) if given, then stored as `owner`'s run of origin 'upload'."""
+    if given, then stored as `owner`'s run of origin 'upload'. test_split: the test images of
+    the model's data set, or a function from a data set's name (a key of DATASETS, from the
+    model's history) to them: a Fashion-MNIST model is measured on Fashion-MNIST."""
     try:
         model = load_model(data, name)
     except ValueError as e:
         raise UploadError(str(e)) from None
+    dataset = dataset_of(model)
+    if callable(test_split):
+        test_split = test_split(dataset)
     measured = None
     if test_split is not None:
         with np.errstate(over="ignore", invalid="ignore"):  # huge weights: inf logits, NaN loss
@@ -368,5 +376,5 @@ def import_model_upload(store, data: bytes, name: str, owner: str,
     # The file as it was checked is what the store keeps: no second serialisation (57 MB for
     # the largest model), and a download gives back the very bytes uploaded.
     run_id, model_id = store.add_uploaded_model(model, name, owner=owner, blob=data,
-                                                note=_note(name, measured, claimed))
-    return ModelUpload(run_id, model_id, measured, claimed)
+                                                note=_note(name, measured, claimed, dataset))
+    return ModelUpload(run_id, model_id, measured, claimed, dataset)

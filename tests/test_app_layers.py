@@ -172,3 +172,25 @@ def test_draw_says_which_data_set_and_names_the_answer(tiny_fashion):
     assert "id='predicted-digit'" not in html
     assert not at.selectbox and not [b for b in at.button if b.key == "draw.correct"]  # nothing kept as a digit
     assert "Fine-tune on my digits" not in texts(at)
+
+
+def test_an_uploaded_fashion_model_is_measured_on_fashion_mnist(tiny_fashion, tmp_path):
+    """import_model_upload asks for the test images of the data set the file's history names."""
+    from mnistnet.metrics import evaluate_scaled
+    from mnistnet.modelfile import model_bytes
+    from mnistnet.uploads import import_model_upload
+
+    data, model = tiny_fashion
+    store = Store(f"sqlite:///{tmp_path}/up.sqlite3")
+    asked = []
+
+    def test_of(name):
+        asked.append(name)
+        return data.test
+
+    up = import_model_upload(store, model_bytes(model), "shoes.npz", "v-up", test_of)
+    want = evaluate_scaled(model, model.scale_inputs(data.test.images), data.test.labels)
+    assert asked == ["fashion"] and up.dataset == "fashion"
+    assert up.measured_test["correct"] == want["correct"] > 500  # well above chance on 1,000 images
+    row = next(r for r in store.list_runs() if r["id"] == up.run_id)
+    assert "on the Fashion-MNIST test set, measured on upload" in row["error"]  # the run's note

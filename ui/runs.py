@@ -12,6 +12,7 @@ import time
 
 import streamlit as st
 
+from mnistnet.data import DATASETS
 from mnistnet.modelfile import MAX_FILE_BYTES
 from mnistnet.store import StoreError
 from mnistnet.uploads import UploadError, import_model_upload
@@ -85,7 +86,7 @@ def model_upload(key: str) -> None:
         return
     try:
         got = import_model_upload(resources.store(), upload.getvalue(), upload.name, session.owner(),
-                                  session.data().test)
+                                  lambda name: session.data().test if name == "mnist" else resources.dataset(name).test)
     except UploadError as e:
         st.error(md(e))  # it names the file
         return
@@ -97,7 +98,8 @@ def model_upload(key: str) -> None:
              and abs(got.claimed_test_accuracy - acc) > 5e-5 else "")
     st.session_state[f"{key}.message"] = (
         f"{md(upload.name)} is now your current model (run #{got.run_id})"
-        + (f": {100 * acc:.2f}% on the MNIST test set, measured here{claim}." if acc is not None else "."))
+        + (f": {100 * acc:.2f}% on the {DATASETS[got.dataset].title} test set, measured here{claim}."
+           if acc is not None else "."))
     st.rerun()
 
 
