@@ -181,14 +181,20 @@ def _ints(values, name):
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import SweepSpec, plan  # with the store and the cluster (see _store)
+    from .sweep import SweepSpec, network, plan  # with the store and the cluster (see _store)
 
-    spec = SweepSpec(hidden=tuple(_hidden(h) for h in args.hidden), learning_rate=_floats(args.lr, "lr"),
+    networks = tuple(_hidden(h) for h in (args.hidden or ([] if args.net else ["512,256"])))
+    try:
+        networks += tuple(network(line) for line in args.net)
+    except ValueError as e:
+        raise UsageError(f"--net: {e}") from None
+    spec = SweepSpec(hidden=networks, learning_rate=_floats(args.lr, "lr"),
                      batch_size=_ints(args.batch_size, "batch-size"), epochs=_ints(args.epochs, "epochs"),
                      momentum=_floats(args.momentum, "momentum"), lr_schedule=tuple(args.schedule),
                      weight_decay=_floats(args.weight_decay, "weight-decay"),
                      shift_pixels=_ints(args.shifts, "shifts"), seed=_ints(args.seeds, "seeds"),
-                     mode="random" if args.random else "grid", n=args.random, train_size=args.train_size)
+                     mode="random" if args.random else "grid", n=args.random, train_size=args.train_size,
+                     dataset=args.data)
     plan(spec)  # every bad value is refused before anything starts
     store = _store()
     _load_data(args.quiet, store)  # MNIST in the store before the workers look for it
@@ -222,7 +228,8 @@ def cmd_sweep(args) -> int:
 def _sweep_line(r: dict) -> str:
     c = r["config"]
     acc = f"{100 * r['test_accuracy']:.2f}%" if r["test_accuracy"] is not None else "-"
-    return (f"#{r['id']:<5} {r['status']:<11} {acc:>7}  {'-'.join(map(str, r['layer_sizes'])):<18} "
+    net = (r.get("spec") or {}).get("net") or "-".join(map(str, r["layer_sizes"]))
+    return (f"#{r['id']:<5} {r['status']:<11} {acc:>7}  {net:<18} "
             f"lr {c['learning_rate']:<6g} batch {c['batch_size']:<5} epochs {c['epochs']:<3} "
             f"momentum {c['momentum']:<4g} {c['lr_schedule']:<8} wd {c['weight_decay']:<6g} "
             f"shifts {c['shift_pixels']} seed {c['seed']}" + (f"  ({r['error']})" if r["error"] else ""))
@@ -306,7 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="train a grid (or a random sample) of networks on a Dask cluster",
                         description="Every option takes one or more values; the sweep tries their "
                         "combinations. The cluster is MNISTNET_SCHEDULER's, or one started here.")
-    sw.add_argument("--hidden", nargs="+", default=["512,256"], help="hidden sizes, e.g. 512,256 256,128")
+    sw.add_argument("--hidden", nargs="+", help="hidden sizes, e.g. 512,256 256,128 (default 512,256 without --net)")
+    sw.add_argument("--net", nargs="+", default=[], metavar="LINE",
+                    help="networks in one line each, e.g. 'conv 8x5 - pool - dense 128' (tried with --hidden's)")
+    sw.add_argument("--data", choices=sorted(data_mod.DATASETS), default="mnist", help="the data set of every run")
     sw.add_argument("--lr", nargs="+", default=["0.13"])
     sw.add_argument("--batch-size", nargs="+", default=["50"])
     sw.add_argument("--epochs", nargs="+", default=["2"])

@@ -30,6 +30,7 @@ from distributed import Client, Future, fire_and_forget
 
 from .clustertls import Credentials, load_credentials, make_credentials
 from .dburl import public_url
+from .net import plan as net_plan
 from .store import ACTIVE, TRAINING, Store
 from .sweep import SweepSpec, plan
 from .tasks import run_task
@@ -223,9 +224,13 @@ class Cluster:
         of `owner`'s -> the sweep's id."""
         runs = plan(spec, n_train)
         sweep_id = self.store.create_sweep(owner, spec.to_dict())
-        for hidden, config in runs:
-            run_id = self.store.submit_run(owner, (784, *hidden, 10), config.to_dict(), "sweep",
-                                           scheduler=self.address, sweep_id=sweep_id)
+        for arch, config in runs:
+            if isinstance(arch, str):  # a network's line: the worker builds it from the run's spec
+                sizes, extra = net_plan(arch).layer_sizes, {"spec": {"net": arch}}
+            else:
+                sizes, extra = (784, *arch, 10), {}
+            run_id = self.store.submit_run(owner, sizes, config.to_dict(), "sweep",
+                                           scheduler=self.address, sweep_id=sweep_id, **extra)
             self.submit(run_id)
         return sweep_id
 

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .data import DATASETS
+from .net import canonical, mlp_sizes
+from .net import plan as net_plan
 from .network import check_model_limits
 from .train import TrainConfig, check_run_size
 
@@ -24,9 +27,10 @@ SEARCHED = ("learning_rate", "batch_size", "epochs", "momentum", "lr_schedule", 
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """What a sweep tries: hidden sizes (each a tuple of widths) and TrainConfig values."""
+    """What a sweep tries: networks (each hidden widths, a tuple, or a line with conv layers,
+    a str as net.canonical writes it) and TrainConfig values, on one data set."""
 
-    hidden: tuple[tuple[int, ...], ...] = ((512, 256),)
+    hidden: tuple[tuple[int, ...] | str, ...] = ((512, 256),)
     learning_rate: tuple[float, ...] = (0.13,)
     batch_size: tuple[int, ...] = (50,)
     epochs: tuple[int, ...] = (2,)
@@ -39,6 +43,7 @@ class SweepSpec:
     n: int | None = None  # random: how many runs
     search_seed: int = 0  # random: which ones
     train_size: int | None = None
+    dataset: str = "mnist"  # a key of data.DATASETS, for every run
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -47,22 +52,33 @@ class SweepSpec:
     @classmethod
     def from_dict(cls, d: dict) -> SweepSpec:
         d = dict(d)
-        d["hidden"] = tuple(tuple(int(w) for w in h) for h in d.get("hidden", ()))
+        d["hidden"] = tuple(network(h) for h in d.get("hidden", ()))
         for name in SEARCHED:
             if name in d:
                 d[name] = tuple(d[name])
         return cls(**d)
 
 
-def plan(spec: SweepSpec, n_train: int = 50_000) -> list[tuple[tuple[int, ...], TrainConfig]]:
-    """The sweep's runs: [(hidden sizes, TrainConfig)], each checked against the Train form's
-    limits. ValueError naming the first bad value, or a sweep over MAX_RUNS runs.
+def network(value) -> tuple[int, ...] | str:
+    """One network of a sweep: hidden widths (a sequence of ints) or a line ('conv 8x5 - pool -
+    dense 128'); a line of dense ReLU layers only becomes its widths. ValueError names a bad token."""
+    if isinstance(value, str):
+        sizes = mlp_sizes(value)  # ValueError names a bad token
+        return tuple(sizes[1:-1]) if sizes is not None else canonical(value)
+    return tuple(int(w) for w in value)
+
+
+def plan(spec: SweepSpec, n_train: int = 50_000) -> list[tuple[tuple[int, ...] | str, TrainConfig]]:
+    """The sweep's runs: [(hidden sizes or a network's line, TrainConfig)], each checked against
+    the Train form's limits. ValueError naming the first bad value, or a sweep over MAX_RUNS runs.
 
     Counts before it builds: a grid over MAX_RUNS is refused from the product of the lengths
     (8 values in each of 9 choices would be 134 million tuples), and a random search decodes
     only the indices it draws."""
     if spec.mode not in ("grid", "random"):
         raise ValueError(f"mode must be 'grid' or 'random', got {spec.mode!r}")
+    if spec.dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {spec.dataset!r}")
     axes = [spec.hidden] + [getattr(spec, name) for name in SEARCHED]
     for name, values in zip(("hidden", *SEARCHED), axes):
         if not values:
@@ -78,11 +94,15 @@ def plan(spec: SweepSpec, n_train: int = 50_000) -> list[tuple[tuple[int, ...], 
     else:
         combos = list(itertools.product(*axes))
     out = []
-    for hidden, *values in combos:
-        sizes = check_model_limits((784, *hidden, 10))
-        config = replace(TrainConfig(train_size=spec.train_size), **dict(zip(SEARCHED, values)))
-        check_run_size(sizes, config, n_train)
-        out.append((tuple(hidden), config))
+    for arch, *values in combos:
+        if isinstance(arch, str):
+            net_plan(arch)  # shapes and limits only: ValueError names a bad token or limit
+        else:
+            arch = tuple(arch)
+            check_model_limits((784, *arch, 10))
+        config = replace(TrainConfig(train_size=spec.train_size, dataset=spec.dataset), **dict(zip(SEARCHED, values)))
+        check_run_size(arch if isinstance(arch, str) else (784, *arch, 10), config, n_train)
+        out.append((arch, config))
     return out
 
 

@@ -43,7 +43,9 @@ if sweep is None:
                     format_func={"grid": "every combination", "random": "a random sample"}.get)
     n = c2.number_input("Runs in the sample", value=8, step=1, key=KEY + "n", disabled=mode == "grid")
     size = c3.number_input("Training images", value=n_train, step=1000, key=KEY + "train_size")
-    spec, errors = sweepview.parse(texts, schedules, mode, int(n), int(size), n_train)
+    dataset = c3.selectbox("Data set", list(sweepview.DATASETS), key=KEY + "dataset",
+                           format_func=lambda k: sweepview.DATASETS[k].title)
+    spec, errors = sweepview.parse(texts, schedules, mode, int(n), int(size), n_train, dataset)
     for msg in errors.values():  # they quote what was typed: shown as text, never as Markdown
         st.error(md(msg), icon=":material/error:")
     if spec is not None:
@@ -62,6 +64,7 @@ if sweep is None:
 spec = SweepSpec.from_dict(sweep["spec"])
 yours = sweep["owner"] == owner
 st.subheader(f"Sweep #{sweep['id']}" + ("" if yours else " (someone else's: read-only)"))
+st.caption(f"On {sweepview.DATASETS[spec.dataset].title}.")
 st.caption(f"Share it: [this page with `?sweep={sweep['id']}`](?sweep={sweep['id']}) shows it to anyone in this lab.")
 if st.button("New sweep", key="sweep.new", icon=":material/add:"):
     st.query_params.pop("sweep", None)

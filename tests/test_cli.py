@@ -122,6 +122,9 @@ def test_predict_png(model_file, tmp_path):
     (("train", "--net", "conv 999x5"), "filters must be 1 to 128, got 999"),
     (("train", "--net", "conv 8x5", "--hidden", "64"), "give --hidden or --net, not both"),
     (("train", "--data", "cifar"), "invalid choice"),
+    (("sweep", "--net", "conv 8x5 - poll"), "--net: 'poll' is not a layer"),
+    (("sweep", "--net", "conv 128x9 same - conv 128x9 same"), "values per image"),
+    (("sweep", "--data", "cifar"), "invalid choice"),
     (("evaluate", "/no/such/model.npz"), "no such model file"),
     (("frobnicate",), "invalid choice"),
 ])

@@ -21,6 +21,7 @@ from test_app import no_exception, open_page, texts, visitor
 from test_hostile import peak_memory
 
 from mnistnet import MLP, TrainConfig, load_mnist
+from mnistnet.net import Net
 from mnistnet.store import Store
 from mnistnet.sweep import MAX_RUNS, SweepSpec, combination, plan, sample_indices, varied
 from ui import sweepview
@@ -149,6 +150,33 @@ def test_the_form_text_becomes_a_spec_or_a_message():
     assert spec is None and "not a list of numbers" in errors["learning_rate"] and "hidden" in errors
 
 
+def test_a_sweep_tries_network_lines_next_to_hidden_sizes():
+    spec = SweepSpec.from_dict({"hidden": [[32], "CONV 4x5 -pool- dense 16", "dense 64 - dense 32"],
+                                "learning_rate": [0.1], "dataset": "fashion"})
+    assert spec.hidden == ((32,), "conv 4x5 - pool - dense 16", (64, 32))  # a dense ReLU line is its widths
+    runs = plan(spec)
+    assert [arch for arch, _ in runs] == list(spec.hidden)
+    assert {config.dataset for _, config in runs} == {"fashion"}
+    with pytest.raises(ValueError, match="'poll' is not a layer"):
+        SweepSpec.from_dict({"hidden": ["conv 8x5 - poll"]})
+    with pytest.raises(ValueError, match="values per image"):
+        plan(SweepSpec(hidden=("conv 128x9 same - conv 128x9 same - dense 10",)))
+    with pytest.raises(ValueError, match="times larger than one run may be here"):
+        plan(SweepSpec(hidden=("conv 32x5 same - pool - conv 64x5 same - pool - dense 256",), epochs=(100,)))
+    with pytest.raises(ValueError, match="dataset must be one of mnist, fashion, got 'cifar'"):
+        plan(SweepSpec(dataset="cifar"))
+
+
+def test_the_form_takes_lines_and_names_a_bad_token():
+    texts_ok = {name: default for name, (_, _, default) in sweepview.FIELDS.items()}
+    spec, errors = sweepview.parse({**texts_ok, "hidden": "512-256; conv 8x5 - pool - dense 128"}, ["constant"],
+                                   "grid", 8, 50_000, 50_000, "fashion")
+    assert errors == {} and spec.hidden == ((512, 256), "conv 8x5 - pool - dense 128") and spec.dataset == "fashion"
+    spec, errors = sweepview.parse({**texts_ok, "hidden": "512-256; conv 8x5 - poll"}, ["constant"],
+                                   "grid", 8, 50_000, 50_000)
+    assert spec is None and errors["hidden"].startswith("Networks: 'conv 8x5 - poll': 'poll' is not a layer")
+
+
 def _finished_run(store, owner, sweep_id, lr, acc):
     record = {"epoch": 1, "partial": False, "seconds": 1.0, "train_seconds": 1.0, "learning_rate": lr,
               **{s: {"loss": 0.3, "accuracy": acc, "correct": int(acc * 1000), "total": 1000,
@@ -195,16 +223,20 @@ def test_a_sweep_on_the_cluster_on_each_database(db_url):
     store.import_mnist(load_mnist())
     cluster = Cluster(store, n_workers=2)
     try:
-        spec = SweepSpec(hidden=((32,),), learning_rate=(0.05, 0.1), epochs=(1,), train_size=3000)
+        spec = SweepSpec(hidden=((32,), "conv 4x5 - pool - dense 16"), learning_rate=(0.05, 0.1), epochs=(1,),
+                         train_size=3000)
         t = time.monotonic()
         sweep_id = cluster.submit_sweep("alice", spec)
         rows, seconds = follow_sweep(cluster, sweep_id)
         assert time.monotonic() - t < 120
     finally:
         cluster.close()
-    assert [r["status"] for r in rows] == ["finished", "finished"]
-    assert sorted(r["config"]["learning_rate"] for r in rows) == [0.05, 0.1]
+    assert [r["status"] for r in rows] == ["finished"] * 4
+    assert sorted(r["config"]["learning_rate"] for r in rows) == [0.05, 0.05, 0.1, 0.1]
     assert all(r["owner"] == "alice" and r["sweep_id"] == sweep_id and r["model_id"] for r in rows)
+    convs = [r for r in rows if r["spec"].get("net")]  # the workers built the line's network
+    assert [r["spec"]["net"] for r in convs] == ["conv 4x5 - pool - dense 16"] * 2
+    assert all(isinstance(store.load_model(r["model_id"]), Net) and r["test_accuracy"] > 0.5 for r in convs)
     assert store.sweep(sweep_id)["spec"]["learning_rate"] == [0.05, 0.1]
 
 

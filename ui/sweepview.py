@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from mnistnet.sweep import MAX_RUNS, SEARCHED, SweepSpec, plan
+from mnistnet.data import DATASETS
+from mnistnet.sweep import MAX_RUNS, SEARCHED, SweepSpec, network, plan
 from ui.figures import _layout
 
 FIELDS = {  # form field -> (label, parse one value, default text)
-    "hidden": ("Hidden sizes (a list of networks: 512-256; 256-128)", None, "512-256; 256-128"),
+    "hidden": ("Networks (hidden sizes or a line, separated by ';': 512-256; conv 8x5 - pool - dense 128)", None,
+               "512-256; 256-128"),
     "learning_rate": ("Learning rates", float, "0.05, 0.13"),
     "batch_size": ("Batch sizes", int, "50"),
     "epochs": ("Epochs", int, "2"),
@@ -24,7 +26,7 @@ FIELDS = {  # form field -> (label, parse one value, default text)
 }
 MAX_VALUES = 8  # values per field: 8 in each of the 8 fields and 2 schedules is 2**25 combinations
 MAX_CHARS = 200  # characters per field, checked before the text is split
-__all__ = ["FIELDS", "MAX_CHARS", "MAX_RUNS", "MAX_VALUES", "parse", "table_rows", "parallel_figure",
+__all__ = ["DATASETS", "FIELDS", "MAX_CHARS", "MAX_RUNS", "MAX_VALUES", "parse", "table_rows", "parallel_figure",
            "time_figure", "best"]
 
 
@@ -40,8 +42,17 @@ def _values(text: str, cast, sep=","):
     return tuple(cast(t) for t in items)
 
 
+class _BadLine(ValueError):
+    """A network line's own message (it names the bad token)."""
+
+
 def _hidden(text: str):
     def one(t):
+        if any(ch.isalpha() for ch in t):  # a line: 'conv 8x5 - pool - dense 128'
+            try:
+                return network(t)
+            except ValueError as e:
+                raise _BadLine(f"{t!r}: {e}") from None
         widths = tuple(int(w) for w in t.replace(",", "-").split("-") if w.strip())
         if not widths:
             raise ValueError
@@ -50,12 +61,14 @@ def _hidden(text: str):
 
 
 def parse(texts: dict, schedules: list[str], mode: str, n: int, train_size: int,
-          n_train: int) -> tuple[SweepSpec | None, dict]:
+          n_train: int, dataset: str = "mnist") -> tuple[SweepSpec | None, dict]:
     """Form values -> (spec, errors by field; "sweep" for the whole). spec is None on errors."""
     values, errors = {}, {}
     for name, (label, cast, _) in FIELDS.items():
         try:
             values[name] = _hidden(texts[name]) if name == "hidden" else _values(texts[name], cast)
+        except _BadLine as e:
+            errors[name] = f"{label.split(' (')[0]}: {e}"
         except ValueError as e:
             said = str(e) if str(e).startswith(("give", "at most")) else "not a list of numbers"
             errors[name] = f"{label.split(' (')[0]}: {said} (got {str(texts[name])[:60]!r})"
@@ -64,7 +77,7 @@ def parse(texts: dict, schedules: list[str], mode: str, n: int, train_size: int,
     if errors:
         return None, errors
     spec = SweepSpec(**values, lr_schedule=tuple(schedules), mode=mode, n=n if mode == "random" else None,
-                     train_size=train_size if train_size < n_train else None)
+                     train_size=train_size if train_size < n_train else None, dataset=dataset)
     try:
         plan(spec, n_train)
     except ValueError as e:
@@ -73,13 +86,15 @@ def parse(texts: dict, schedules: list[str], mode: str, n: int, train_size: int,
 
 
 def _label(name: str) -> str:
-    return {"hidden": "hidden", "learning_rate": "lr", "batch_size": "batch", "epochs": "epochs",
+    return {"hidden": "network", "learning_rate": "lr", "batch_size": "batch", "epochs": "epochs",
             "momentum": "momentum", "lr_schedule": "schedule", "weight_decay": "weight decay",
             "shift_pixels": "shifts", "seed": "seed"}[name]
 
 
 def _value(run: dict, name: str):
-    return "-".join(map(str, run["layer_sizes"][1:-1])) if name == "hidden" else run["config"][name]
+    if name == "hidden":  # a line for a network with conv layers, else the hidden widths
+        return (run.get("spec") or {}).get("net") or "-".join(map(str, run["layer_sizes"][1:-1]))
+    return run["config"][name]
 
 
 def _seconds(run: dict) -> float | None:
