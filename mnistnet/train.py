@@ -166,8 +166,32 @@ PRESETS: dict[str, tuple[tuple[int, ...] | str, TrainConfig, str]] = {
                         rotate_degrees=8.0, scale=0.08, shear_degrees=8.0, translate_pixels=1.5),
             "conv 16x5 - pool - conv 32x5 - pool - dense 128, momentum 0.9, lr 0.05 with cosine decay, "
             "batch 64, digits turned, scaled, slanted and moved, 6 epochs"),
+    # The same network longer, on digits also elastically distorted (Simard et al. 2003's CNN
+    # reached 99.6% so): 99.46% for seed 0 in 226 s on 2 cores, short of the 99.5% aimed at.
+    "cnn-best": ("conv 16x5 - pool - conv 32x5 - pool - dense 128",
+                 TrainConfig(batch_size=64, learning_rate=0.05, epochs=12, momentum=0.9, lr_schedule="cosine",
+                             rotate_degrees=10.0, scale=0.1, shear_degrees=10.0, translate_pixels=2.0,
+                             elastic_alpha=34.0, elastic_sigma=6.0),
+                 "conv 16x5 - pool - conv 32x5 - pool - dense 128, momentum 0.9, lr 0.05 with cosine decay, "
+                 "batch 64, affine + elastic distortions, 12 epochs"),
 }
 DEFAULT_PRESET = "default"  # the model the lab trains for everyone when it has none
+# What each preset reached here: test accuracy over seeds 0-2 and the time of one run with its
+# evaluations (bench/accuracy.py on this lab's 2-core machine, quiet; the README's table).
+PRESET_MEASURED = {
+    "seed": "97.10% on MNIST (96.87-97.25%) in about 5 s",
+    "default": "98.39% on MNIST (98.24-98.47%) in 7-8 s",
+    "quick": "99.16% on MNIST (99.11-99.19%) in about 28 s",
+    "best": "99.40% on MNIST (99.35-99.43%) in 226-263 s",
+    "cnn": "99.42% on MNIST (99.38-99.48%) in 97-106 s; 88.74% on Fashion-MNIST in 75-108 s",
+    "cnn-best": "99.46% on MNIST (seed 0) in 226 s",
+}
+
+
+def preset_summary(name: str) -> str:
+    """One sentence on a preset: what it trains and what it reached here."""
+    _, _, text = PRESETS[name]
+    return f"{text[:1].upper()}{text[1:]}: {PRESET_MEASURED[name]} on this lab's 2-core machine."
 
 
 def dataset_of(model) -> str:

@@ -49,6 +49,7 @@ def test_the_cnn_preset_fills_the_line_and_its_run_records_it(tiny_mnist, no_clu
     assert at.text_input(key="train.w.net").value == line
     assert at.number_input(key="train.w.hidden.0").disabled  # the line decides
     assert at.number_input(key="train.w.epochs").value == config.epochs
+    assert any("99.42% on MNIST" in c.value and "88.74% on Fashion-MNIST" in c.value for c in at.caption)
     at.button_group(key="train.w.preset").set_value("seed").run()  # a dense preset clears the line
     assert at.text_input(key="train.w.net").value == "" and not at.number_input(key="train.w.hidden.0").disabled
     at.button_group(key="train.w.preset").set_value("cnn").run()

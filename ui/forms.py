@@ -13,9 +13,10 @@ from mnistnet import TrainConfig, preset
 from mnistnet.data import DATASETS
 from mnistnet.net import canonical
 from mnistnet.network import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, check_model_limits
-from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size
+from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size, preset_summary
 
-PRESET_LABELS = {"seed": "Seed report", "default": "Default", "quick": "Quick", "best": "Best", "cnn": "CNN"}
+PRESET_LABELS = {"seed": "Seed report", "default": "Default", "quick": "Quick", "best": "Best", "cnn": "CNN",
+                 "cnn-best": "Best CNN"}
 LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs", "seed": "Seed",
           "train_size": "Training images", "momentum": "Momentum", "lr_schedule": "Learning-rate schedule",
           "weight_decay": "Weight decay", "shift_pixels": "Random shifts", "rotate_degrees": "Rotation",
@@ -24,7 +25,8 @@ LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs"
           "elastic_sigma": "Elastic smoothness", "dataset": "Data set"}
 CONFIG_FIELDS = tuple(LABELS)
 __all__ = ["MAX_HIDDEN_LAYERS", "MAX_LAYER_SIZE", "MAX_SEED", "MAX_BATCH", "MAX_EPOCHS", "MAX_LEARNING_RATE",
-           "validate", "field_error", "hidden_error", "net_error", "preset_values", "parse_seed", "DATASETS"]
+           "validate", "field_error", "hidden_error", "net_error", "preset_values", "parse_seed", "DATASETS",
+           "preset_summary"]
 
 
 def parse_seed(text) -> int | str:

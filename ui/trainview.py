@@ -71,9 +71,11 @@ def form(n_train: int, disabled: bool) -> dict:
                                                    "preset": "seed"}
         _load_values(saved)
         st.session_state[W + "preset"] = saved["preset"]
-    st.segmented_control("Start from a preset", list(forms.PRESET_LABELS),
-                         format_func=forms.PRESET_LABELS.get, key=W + "preset",
-                         on_change=_apply_preset, args=(n_train,), disabled=disabled)
+    chosen = st.segmented_control("Start from a preset", list(forms.PRESET_LABELS),
+                                  format_func=forms.PRESET_LABELS.get, key=W + "preset",
+                                  on_change=_apply_preset, args=(n_train,), disabled=disabled)
+    if chosen:
+        st.caption(forms.preset_summary(chosen))
     values: dict = {"hidden": []}
     arch, hyper = st.columns(2, gap="large")
     with arch:
