@@ -158,7 +158,15 @@ def test_presets():
     assert cfg == TrainConfig() and cfg.learning_rate == 0.13 and cfg.batch_size == 50 and cfg.epochs == 2
     assert cfg.bias_learning_rate is None and cfg.momentum == 0 and cfg.shift_pixels == 0
     assert len(hidden) == 2
-    assert set(PRESETS) == {"seed", "default", "quick", "best", "cnn"}
+    assert set(PRESETS) == {"seed", "default", "quick", "best", "cnn", "cnn-best"}
+    from mnistnet.train import PRESET_MEASURED, check_run_size, preset_summary
+    from ui.forms import PRESET_LABELS
+
+    assert set(PRESET_MEASURED) == set(PRESETS) == set(PRESET_LABELS)
+    for name in PRESETS:  # every preset fits the limits a visitor's run is held to, and says its figures
+        arch, config = preset(name)
+        check_run_size(arch if isinstance(arch, str) else (784, *arch, 10), config, 50_000)
+        assert "% on MNIST" in preset_summary(name)
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         preset("fast")
 
