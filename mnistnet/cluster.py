@@ -30,7 +30,7 @@ from distributed import Client, Future, fire_and_forget
 
 from .clustertls import Credentials, load_credentials, make_credentials
 from .dburl import public_url
-from .net import plan as net_plan
+from .net import run_layout
 from .store import ACTIVE, TRAINING, Store
 from .sweep import SweepSpec, plan
 from .tasks import run_task
@@ -225,12 +225,9 @@ class Cluster:
         runs = plan(spec, n_train)
         sweep_id = self.store.create_sweep(owner, spec.to_dict())
         for arch, config in runs:
-            if isinstance(arch, str):  # a network's line: the worker builds it from the run's spec
-                sizes, extra = net_plan(arch).layer_sizes, {"spec": {"net": arch}}
-            else:
-                sizes, extra = (784, *arch, 10), {}
+            sizes, spec = run_layout(arch)
             run_id = self.store.submit_run(owner, sizes, config.to_dict(), "sweep",
-                                           scheduler=self.address, sweep_id=sweep_id, **extra)
+                                           scheduler=self.address, sweep_id=sweep_id, spec=spec or None)
             self.submit(run_id)
         return sweep_id
 

@@ -131,6 +131,14 @@ def param_shapes(spec: str) -> list[tuple[tuple[int, int], tuple[int]]]:
     return [((layer.fan_in, layer.fan_out), (layer.fan_out,)) for layer in plan(spec).params]
 
 
+def run_layout(arch) -> tuple[tuple[int, ...], dict]:
+    """arch: hidden widths (a tuple) or a line -> (the layer sizes a run records, what its spec
+    says of the network: {"net": line} for a line, the worker builds it from there; else {})."""
+    if isinstance(arch, str):
+        return tuple(plan(arch).layer_sizes), {"net": arch}
+    return (784, *arch, 10), {}
+
+
 def line_of(hidden) -> str:
     """Hidden widths (h1, h2, ...) -> the MLP's line 'dense h1 - dense h2 - ...'."""
     return " - ".join(f"dense {int(h)}" for h in hidden)

@@ -33,13 +33,19 @@ def conv_reference(x, W, b, k, pad):
     return out
 
 
+def conv64(k, padding, shape, rng):
+    """A Conv2D of 4 filters in float64 for up to 3 images of `shape`, randomly initialised."""
+    conv = Conv2D(4, k, padding)
+    conv.setup(shape, 3, np.float64)
+    conv.init(rng, np.float64)
+    return conv
+
+
 @pytest.mark.parametrize("k,padding,shape", [(3, "valid", (6, 7, 2)), (3, "same", (5, 5, 3)), (5, "same", (7, 6, 1)),
                                              (1, "valid", (4, 4, 2))])
 def test_conv_forward_matches_a_direct_loop(k, padding, shape):
     rng = np.random.default_rng(1)
-    conv = Conv2D(4, k, padding)
-    conv.setup(shape, 3, np.float64)
-    conv.init(rng, np.float64)
+    conv = conv64(k, padding, shape, rng)
     conv.b[:] = rng.normal(size=4)
     x = rng.normal(size=(2, *shape))
     got = conv.forward(x, True)
@@ -47,14 +53,13 @@ def test_conv_forward_matches_a_direct_loop(k, padding, shape):
     assert got.shape == want.shape
     assert np.abs(got - want).max() < 1e-12
 
+
 @pytest.mark.parametrize("k,padding,shape", [(3, "valid", (6, 7, 2)), (3, "same", (5, 5, 3)), (5, "valid", (12, 11, 3)),
                                              (5, "same", (4, 3, 2))])
 def test_conv_backward_sums_each_patch_back_where_a_direct_loop_does(k, padding, shape):
     """dx of Conv2D (col2im in runs of k*C) against dx[y + i, x + j, c] += dy[y, x, f] W[i, j, c, f]."""
     rng = np.random.default_rng(2)
-    conv = Conv2D(4, k, padding)
-    conv.setup(shape, 3, np.float64)
-    conv.init(rng, np.float64)
+    conv = conv64(k, padding, shape, rng)
     conv.need_dx = True
     x = rng.normal(size=(3, *shape))
     dy = rng.normal(size=conv.forward(x, True).shape)

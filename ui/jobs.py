@@ -11,8 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from mnistnet import Progress, TrainConfig, preset
-from mnistnet.net import Net
-from mnistnet.net import plan as param_plan
+from mnistnet.net import Net, run_layout
 from mnistnet.runs import fine_tune_config
 from mnistnet.store import ACTIVE, NotAllowed, StoreError
 from mnistnet.train import DEFAULT_PRESET
@@ -115,11 +114,8 @@ def start(arch: tuple[int, ...] | str, config: TrainConfig) -> int:
     owner = session.owner()
     if len(my_active(owner)) >= MAX_ACTIVE_PER_VISITOR:
         raise JobError("You already have a run queued or training: stop it or wait for it to end.")
-    if isinstance(arch, str):
-        sizes, spec = param_plan(arch).layer_sizes, {"make_current": True, "net": arch}
-    else:
-        sizes, spec = (784, *arch, 10), {"make_current": True}
-    return _submit(owner, sizes, config, "app", spec=spec)
+    sizes, spec = run_layout(arch)
+    return _submit(owner, sizes, config, "app", spec={"make_current": True, **spec})
 
 
 def latest(owner: str, origins=("app",)) -> dict | None:
