@@ -44,10 +44,11 @@ def default_url() -> str:
 def _sqlite_connect(dbapi_conn, _record):
     dbapi_conn.isolation_level = None  # transactions are begun by _sqlite_begin, DDL included
     cur = dbapi_conn.cursor()
+    # First: switching to WAL needs a lock another process (an upgrade, an import) may hold.
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
