@@ -4,6 +4,7 @@
     .venv/bin/python bench/accuracy.py --preset best --seeds 0
     .venv/bin/python bench/accuracy.py --preset cnn --data fashion --threads 2
     .venv/bin/python bench/accuracy.py --net "conv 32x5 - pool - dense 256" --epochs 8
+    .venv/bin/python bench/accuracy.py --preset cnn --set rotate_degrees=0 --set momentum=0.95
 """
 
 from __future__ import annotations
@@ -35,15 +36,23 @@ def main() -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--epochs", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any TrainConfig field, e.g. rotate_degrees=0 (repeatable)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1 is robust on a shared machine)")
     args = p.parse_args()
-    arch, config = preset(args.preset)
+    arch, config = preset(args.preset, args.data or "mnist")
     if args.hidden:
         arch = tuple(int(s) for s in args.hidden.split(","))
     if args.net:
         arch = args.net
     overrides = {k: v for k, v in (("epochs", args.epochs), ("dataset", args.data), ("learning_rate", args.lr),
                                    ("batch_size", args.batch_size)) if v is not None}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        try:
+            overrides[name] = json.loads(value)  # numbers, true/false, null
+        except json.JSONDecodeError:
+            overrides[name] = value  # a word such as "cosine"
     config = replace(config, **overrides)
     data = load_dataset(config.dataset)
     rows = []
@@ -59,6 +68,8 @@ def main() -> None:
             rows.append(row)
             print(f"seed {seed}: {test['correct']:,}/{test['total']:,} = {test['accuracy'] * 100:.2f}%  "
                   f"SGD {row['train_seconds']:.1f} s, with evaluation {wall:.1f} s", flush=True)
+            print("  by epoch, train / test %: " + ", ".join(
+                f"{e['train']['accuracy'] * 100:.2f}/{e['test']['accuracy'] * 100:.2f}" for e in hist.epochs))
     accs = [r["test_accuracy"] for r in rows]
     summary = {"preset": args.preset, "network": describe(model), "data": config.dataset,
                "config": config.to_dict(), "threads": args.threads, "mean": statistics.mean(accs),

@@ -7,7 +7,8 @@ from .data import MNIST, DataError, Split, load_mnist
 from .drawing import preprocess_drawing
 from .modelfile import FORMAT_VERSION, load_model, save_model
 from .network import MLP
-from .train import PRESETS, History, Progress, TrainConfig, TrainingDiverged, preset, train
+from .presets import PRESETS, preset
+from .train import History, Progress, TrainConfig, TrainingDiverged, train
 
 __all__ = ["MLP", "TrainConfig", "History", "Progress", "PRESETS", "preset", "train",
            "TrainingDiverged", "load_mnist", "MNIST", "Split", "DataError", "save_model",

@@ -21,7 +21,8 @@ from .metrics import evaluate_scaled
 from .modelfile import load_model, save_model
 from .net import describe, model_for
 from .network import MLP
-from .train import PRESETS, TrainingDiverged, preset
+from .presets import PRESETS, preset
+from .train import TrainingDiverged
 
 CLI_OWNER = "cli"  # the owner of runs started from the command line (mnistnet.store's too)
 
@@ -115,7 +116,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_train(args) -> int:
-    arch, config = preset(args.preset)
+    arch, config = preset(args.preset, args.data or "mnist")  # the preset's recipe for that data set
     if args.hidden and args.net:
         raise UsageError("give --hidden or --net, not both")
     if args.hidden:
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=sorted(PRESETS), default="seed")
     t.add_argument("--hidden", help="hidden layer sizes, e.g. 256,128")
     t.add_argument("--net", help="the network in one line, e.g. 'conv 8x5 - pool - conv 16x5 - pool - dense 128'")
-    t.add_argument("--data", choices=sorted(data_mod.DATASETS), help="the data set (default: the preset's, MNIST)")
+    t.add_argument("--data", choices=sorted(data_mod.DATASETS),
+                   help="the data set (default: MNIST); a preset trains for it (clothes are mirrored, not turned)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)
     t.add_argument("--batch-size", type=int)

@@ -1,5 +1,6 @@
-"""Data augmentation of training batches: random affine maps, stroke thickness and elastic
-distortion (Simard, Steinkraus and Platt 2003), all as array operations over a whole batch.
+"""Data augmentation of training batches: random affine maps, stroke thickness, elastic
+distortion (Simard, Steinkraus and Platt 2003) and left-right mirroring, all as array
+operations over a whole batch.
 
 Imports numpy only. A batch is gathered, thickened or thinned, then resampled once: the
 affine map and the elastic displacement add up to one bilinear sampling pass.
@@ -18,7 +19,7 @@ CENTRE = (SIDE - 1) / 2  # 13.5: a quarter turn about it maps the pixel grid ont
 CHUNK = 32
 # TrainConfig fields that turn on the Augmenter (shift_pixels alone keeps train._Shifter).
 AUGMENT_FIELDS = ("rotate_degrees", "scale", "shear_degrees", "translate_pixels", "thickness",
-                  "elastic_alpha")
+                  "elastic_alpha", "flip")
 # TrainConfig field -> (lowest, highest, unit): beyond these a digit is no longer legible
 # (or, for sigma, the field is white noise or a plain shift).
 LIMITS = {"rotate_degrees": (0, 45, " degrees"), "scale": (0, 0.5, ""), "shear_degrees": (0, 45, " degrees"),
@@ -177,7 +178,7 @@ class Augmenter:
     """Random augmentation of training batches, scaled for the model, in reused buffers.
 
     images: (N, 28, 28) uint8. config: a TrainConfig (reads rotate_degrees, scale,
-    shear_degrees, translate_pixels, shift_pixels, thickness, elastic_alpha, elastic_sigma).
+    shear_degrees, translate_pixels, shift_pixels, thickness, elastic_alpha, elastic_sigma, flip).
     pixel_table: (256,) float32 increasing, the model's scaled value of each uint8 level
     (`MLP.pixel_table()`). Every step works on scaled values: the scaling is linear and
     increasing, so maxima, minima and bilinear blends commute with it, and the border of each
@@ -216,8 +217,8 @@ class Augmenter:
         n, c = len(idx), self.config
         xb = out[:n]
         if not (self.geometric or c.thickness):
-            return np.take(self.table, self.padded[idx, PAD:PAD + SIDE, PAD:PAD + SIDE].reshape(n, -1),
-                           out=xb)
+            np.take(self.table, self.padded[idx, PAD:PAD + SIDE, PAD:PAD + SIDE].reshape(n, -1), out=xb)
+            return self._flip(xb, rng)
         t = rng.uniform(-c.thickness, c.thickness, n).astype(np.float32) if c.thickness else None
         maps = self._maps(n, rng) if self.geometric else None
         for lo in range(0, n, CHUNK):
@@ -232,6 +233,15 @@ class Augmenter:
             else:
                 disp = self.elastic(m, rng).reshape(2, m, -1) if c.elastic_alpha else None
                 self.warper.warp(src, maps[lo:hi], xb[lo:hi], disp)
+        return self._flip(xb, rng)
+
+    def _flip(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Mirror a random half of xb's (n, 784) images left to right, in place, when the
+        config asks (drawn last, so other draws are the same with or without it)."""
+        if self.config.flip:
+            images = xb.reshape(len(xb), SIDE, SIDE)
+            chosen = np.flatnonzero(rng.random(len(xb)) < 0.5)
+            images[chosen] = images[chosen, :, ::-1]
         return xb
 
     def _maps(self, n: int, rng: np.random.Generator) -> np.ndarray:

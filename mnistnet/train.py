@@ -1,4 +1,4 @@
-"""TrainConfig, presets, the mini-batch SGD loop and its History.
+"""TrainConfig, the mini-batch SGD loop and its History (presets: mnistnet.presets).
 
 Imports numpy and the core's own modules. The loop reads top to bottom: learning rate for
 this step, forward, loss, backward, update, report.
@@ -57,6 +57,7 @@ class TrainConfig:
     thickness: float = 0.0  # strokes blended towards their 3x3 dilation (+) or erosion (-) by up to this
     elastic_alpha: float = 0.0  # elastic distortion (Simard et al. 2003): displacement scale in px
     elastic_sigma: float = 4.0  # smoothness of the elastic field: its Gaussian's std in px
+    flip: bool = False  # mirror a random half of the images left to right (clothes, not digits)
     train_size: int | None = None  # use the first n training images; None = all
     progress_every: int = 20  # batches between on_progress calls
     dataset: str = "mnist"  # what it learns: a key of mnistnet.data.DATASETS ("fashion": Fashion-MNIST)
@@ -95,6 +96,8 @@ class TrainConfig:
         for name, (lo, hi, unit) in AUGMENT_LIMITS.items():
             if not real(v := getattr(self, name)) or not lo <= v <= hi:
                 raise ValueError(f"{name} must be a number from {lo:g} to {hi:g}{unit}, got {v!r}")
+        if not isinstance(self.flip, (bool, np.bool_)):
+            raise ValueError(f"flip must be true or false, got {self.flip!r}")
         if self.train_size is not None and (not is_int(self.train_size) or self.train_size < 1):
             raise ValueError(f"train_size must be an integer >= 1 or None, got {self.train_size!r}")
         if not is_int(self.progress_every) or self.progress_every < 1:
@@ -131,83 +134,11 @@ def check_run_size(arch, config: TrainConfig, n_train: int) -> None:
                          "use fewer epochs, fewer training images or smaller layers")
 
 
-# name -> (hidden layer sizes or a network's line, config, one-line description). Figures:
-# bench/accuracy.py and bench/drawn.py on this lab's 2-core machine (CLI, quiet); the README lists them.
-PRESETS: dict[str, tuple[tuple[int, ...] | str, TrainConfig, str]] = {
-    # The report does not give its hidden widths; 512-256 is ours.
-    "seed": ((512, 256), TrainConfig(),
-             "the course report's recipe: 784-512-256-10, SGD lr 0.13, batch 50, 2 epochs"),
-    # What a newcomer gets: the seed network, trained on digits turned, slanted, thickened and
-    # thinned the way people draw them, so it reads drawings, not only MNIST (bench/drawn.py).
-    "default": ((512, 256), TrainConfig(batch_size=64, learning_rate=0.05, epochs=2, momentum=0.9,
-                                        lr_schedule="cosine", rotate_degrees=10.0, scale=0.1,
-                                        shear_degrees=10.0, translate_pixels=1.5, thickness=0.5),
-                "784-512-256-10 on digits turned, slanted, scaled, thickened and thinned; momentum 0.9, "
-                "lr 0.05 with cosine decay, batch 64, 2 epochs"),
-    # About 28 s on 2 cores: affine distortions beat plain shifts here (99.16% against 99.00%
-    # over seeds 0-2) and teach the slants and turns of drawn digits too.
-    "quick": ((512, 512), TrainConfig(batch_size=256, learning_rate=0.1, epochs=15, momentum=0.9,
-                                      lr_schedule="cosine", rotate_degrees=8.0, scale=0.08,
-                                      shear_degrees=8.0, translate_pixels=1.5),
-              "784-512-512-10, momentum 0.9, lr 0.1 with cosine decay, batch 256, digits turned, "
-              "scaled, slanted and moved, 15 epochs"),
-    # Simard et al. 2003's MLP reached 99.3% with elastic distortions; this one passes it in
-    # under 5 minutes on 2 cores: wider, momentum with a cosine schedule, affine + elastic +
-    # thickness on every batch (99.43% for seed 0 in 252 s, CLI).
-    "best": ((1024, 1024), TrainConfig(batch_size=128, learning_rate=0.02, epochs=45, momentum=0.9,
-                                       lr_schedule="cosine", rotate_degrees=10.0, scale=0.1,
-                                       shear_degrees=10.0, translate_pixels=2.0, elastic_alpha=34.0,
-                                       elastic_sigma=6.0, thickness=0.3),
-             "784-1024-1024-10, momentum 0.9, lr 0.02 with cosine decay, batch 128, affine + elastic + "
-             "thickness distortions, 45 epochs"),
-    # A small LeNet-like network: two 5x5 convolutions with max pooling, one dense layer.
-    "cnn": ("conv 16x5 - pool - conv 32x5 - pool - dense 128",
-            TrainConfig(batch_size=64, learning_rate=0.05, epochs=6, momentum=0.9, lr_schedule="cosine",
-                        rotate_degrees=8.0, scale=0.08, shear_degrees=8.0, translate_pixels=1.5),
-            "conv 16x5 - pool - conv 32x5 - pool - dense 128, momentum 0.9, lr 0.05 with cosine decay, "
-            "batch 64, digits turned, scaled, slanted and moved, 6 epochs"),
-    # The same network longer, on digits also elastically distorted (Simard et al. 2003's CNN
-    # reached 99.6% so): 99.46% for seed 0 in 226 s on 2 cores, short of the 99.5% aimed at.
-    "cnn-best": ("conv 16x5 - pool - conv 32x5 - pool - dense 128",
-                 TrainConfig(batch_size=64, learning_rate=0.05, epochs=12, momentum=0.9, lr_schedule="cosine",
-                             rotate_degrees=10.0, scale=0.1, shear_degrees=10.0, translate_pixels=2.0,
-                             elastic_alpha=34.0, elastic_sigma=6.0),
-                 "conv 16x5 - pool - conv 32x5 - pool - dense 128, momentum 0.9, lr 0.05 with cosine decay, "
-                 "batch 64, affine + elastic distortions, 12 epochs"),
-}
-DEFAULT_PRESET = "default"  # the model the lab trains for everyone when it has none
-# What each preset reached here: test accuracy over seeds 0-2 and the time of one run with its
-# evaluations (bench/accuracy.py on this lab's 2-core machine, quiet; the README's table).
-PRESET_MEASURED = {
-    "seed": "97.10% on MNIST (96.87-97.25%) in about 5 s",
-    "default": "98.39% on MNIST (98.24-98.47%) in 7-8 s",
-    "quick": "99.16% on MNIST (99.11-99.19%) in about 28 s",
-    "best": "99.40% on MNIST (99.35-99.43%) in 226-263 s",
-    "cnn": "99.42% on MNIST (99.38-99.48%) in 97-106 s; 88.74% on Fashion-MNIST in 75-108 s",
-    "cnn-best": "99.46% on MNIST (seed 0) in 226 s",
-}
-
-
-def preset_summary(name: str) -> str:
-    """One sentence on a preset: what it trains and what it reached here."""
-    _, _, text = PRESETS[name]
-    return f"{text[:1].upper()}{text[1:]}: {PRESET_MEASURED[name]} on this lab's 2-core machine."
-
-
 def dataset_of(model) -> str:
     """The data set `model` was trained on (a key of mnistnet.data.DATASETS): its History's
     config says; "mnist" for a model without one (an older file, or untrained)."""
     hist = getattr(model, "history", None)
     return hist.config.get("dataset", "mnist") if hist is not None else "mnist"
-
-
-def preset(name: str) -> tuple[tuple[int, ...] | str, TrainConfig]:
-    """Preset name -> (hidden sizes, or a line for a network with conv layers, TrainConfig).
-    ValueError for an unknown name."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    hidden, config, _ = PRESETS[name]
-    return hidden, config
 
 
 @dataclass

@@ -90,6 +90,26 @@ def test_bad_images_are_refused():
         Augmenter(np.zeros((4, 28, 28), np.float32), TrainConfig(rotate_degrees=5.0), RAW)
 
 
+# -- mirroring ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields", [{}, dict(rotate_degrees=10.0, thickness=0.5, elastic_alpha=8.0)])
+def test_flip_mirrors_about_half_and_changes_nothing_else(digits, fields):
+    """With flip, each image is the one without it, or its mirror: the same draws come first
+    (flip's own draw is the last), so the two can be compared image by image."""
+    plain = augment(digits, rng=3, **fields).reshape(-1, 28, 28)
+    flipped = augment(digits, rng=3, flip=True, **fields).reshape(-1, 28, 28)
+    same = (flipped == plain).all(axis=(1, 2))
+    mirrored = (flipped == plain[:, :, ::-1]).all(axis=(1, 2))
+    assert (same | mirrored).all()
+    assert 16 <= mirrored.sum() <= 48  # 64 coin tosses; a symmetric digit may count as both
+    assert augmenting(TrainConfig(flip=True))
+
+
+def test_flip_must_be_true_or_false():
+    with pytest.raises(ValueError, match="flip must be true or false, got 'yes'"):
+        TrainConfig(flip="yes")
+
+
 # -- the affine map -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("tx, ty", [(3, -2), (-1, 4), (0, 1)])

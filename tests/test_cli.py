@@ -70,6 +70,17 @@ def test_a_layer_stack_trains_saves_and_evaluates(data, tmp_path):
         assert any(line in ln and ln.endswith("(Fashion-MNIST)") for ln in listed.stdout.splitlines())
 
 
+def test_a_preset_on_fashion_trains_its_recipe_for_clothes():
+    """--preset with --data fashion: the preset's clothes recipe (mirrored, not turned),
+    with the options given on top."""
+    r = run("train", "--preset", "cnn", "--data", "fashion", "--epochs", "1", "--train-size", "3000",
+            "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    config = json.loads(r.stdout)["config"]
+    assert config["dataset"] == "fashion" and config["flip"] is True and config["epochs"] == 1
+    assert config["rotate_degrees"] == config["thickness"] == 0 and config["weight_decay"] == 0.0005
+
+
 def test_fetch_imports_into_the_store_once():
     r = run("fetch")
     assert r.returncode == 0 and "verified" in r.stdout, r.stderr

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mnistnet import MLP, PRESETS, TrainConfig, TrainingDiverged, load_mnist, preset, train
-from mnistnet.data import MNIST, Split
+from mnistnet.data import DATASETS, MNIST, Split
 from mnistnet.train import lr_factor
 
 
@@ -159,16 +159,35 @@ def test_presets():
     assert cfg.bias_learning_rate is None and cfg.momentum == 0 and cfg.shift_pixels == 0
     assert len(hidden) == 2
     assert set(PRESETS) == {"seed", "default", "quick", "best", "cnn", "cnn-best"}
-    from mnistnet.train import PRESET_MEASURED, check_run_size, preset_summary
+    from mnistnet.presets import PRESET_MEASURED, preset_summary
+    from mnistnet.train import check_run_size
     from ui.forms import PRESET_LABELS
 
-    assert set(PRESET_MEASURED) == set(PRESETS) == set(PRESET_LABELS)
-    for name in PRESETS:  # every preset fits the limits a visitor's run is held to, and says its figures
-        arch, config = preset(name)
-        check_run_size(arch if isinstance(arch, str) else (784, *arch, 10), config, 50_000)
-        assert "% on MNIST" in preset_summary(name)
+    assert set(PRESET_MEASURED) == set(DATASETS)
+    for dataset, title in (("mnist", "on MNIST"), ("fashion", "on Fashion-MNIST")):
+        assert set(PRESET_MEASURED[dataset]) == set(PRESETS) == set(PRESET_LABELS)
+        for name in PRESETS:  # every preset fits the limits a visitor's run is held to, and says its figures
+            arch, config = preset(name, dataset)
+            assert config.dataset == dataset
+            check_run_size(arch if isinstance(arch, str) else (784, *arch, 10), config, 50_000)
+            summary = preset_summary(name, dataset)
+            assert re.search(r"\d\d\.\d\d% .*in .*\d+ s " + title, summary), summary
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         preset("fast")
+    with pytest.raises(ValueError, match="unknown data set 'cifar'"):
+        preset("cnn", "cifar")
+
+
+def test_a_preset_on_clothes_does_not_turn_or_slant_them():
+    for name in ("default", "quick", "best", "cnn", "cnn-best"):
+        _, digits = preset(name)
+        _, clothes = preset(name, "fashion")
+        assert digits.rotate_degrees > 0 and not digits.flip  # digits are turned, never mirrored
+        assert clothes.rotate_degrees == clothes.shear_degrees == clothes.thickness == clothes.elastic_alpha == 0
+        assert clothes.flip == name.startswith("cnn")  # mirroring lowered the MLP, not the CNN
+    assert preset("seed", "fashion")[1] == replace(preset("seed")[1], dataset="fashion")  # the report's recipe as it is
+    assert preset("default", "fashion")[0] == preset("default")[0]  # MLPs keep their widths
+    assert preset("cnn", "fashion")[0] == "conv 16x5 same - pool - conv 32x5 - pool - dense 128"  # edges kept
 
 
 @pytest.mark.parametrize("field, value", [

@@ -13,7 +13,8 @@ from mnistnet import TrainConfig, preset
 from mnistnet.data import DATASETS
 from mnistnet.net import canonical
 from mnistnet.network import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, check_model_limits
-from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size, preset_summary
+from mnistnet.presets import preset_summary
+from mnistnet.train import MAX_BATCH, MAX_EPOCHS, MAX_LEARNING_RATE, MAX_SEED, check_run_size
 
 PRESET_LABELS = {"seed": "Seed report", "default": "Default", "quick": "Quick", "best": "Best", "cnn": "CNN",
                  "cnn-best": "Best CNN"}
@@ -22,7 +23,7 @@ LABELS = {"learning_rate": "Learning rate", "batch_size": "Batch size", "epochs"
           "weight_decay": "Weight decay", "shift_pixels": "Random shifts", "rotate_degrees": "Rotation",
           "scale": "Scaling", "shear_degrees": "Slant", "translate_pixels": "Translation",
           "thickness": "Stroke thickness", "elastic_alpha": "Elastic distortion",
-          "elastic_sigma": "Elastic smoothness", "dataset": "Data set"}
+          "elastic_sigma": "Elastic smoothness", "flip": "Mirroring", "dataset": "Data set"}
 CONFIG_FIELDS = tuple(LABELS)
 __all__ = ["MAX_HIDDEN_LAYERS", "MAX_LAYER_SIZE", "MAX_SEED", "MAX_BATCH", "MAX_EPOCHS", "MAX_LEARNING_RATE",
            "validate", "field_error", "hidden_error", "net_error", "preset_values", "parse_seed", "DATASETS",
@@ -40,10 +41,10 @@ def _words(message: str, field: str) -> str:
     return message.replace(field, LABELS.get(field, field), 1).replace(" or None", "")
 
 
-def preset_values(name: str, n_train: int = 50_000) -> dict:
-    """Form values of a preset: hidden (list of sizes), net (its line, "" for dense layers)
-    plus the TrainConfig fields."""
-    arch, config = preset(name)
+def preset_values(name: str, n_train: int = 50_000, dataset: str = "mnist") -> dict:
+    """Form values of a preset's recipe for `dataset`: hidden (list of sizes), net (its line,
+    "" for dense layers) plus the TrainConfig fields."""
+    arch, config = preset(name, dataset)
     values = {f: getattr(config, f) for f in CONFIG_FIELDS}
     values["hidden"], values["net"] = ([128], arch) if isinstance(arch, str) else (list(arch), "")
     values["train_size"] = config.train_size or n_train

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from mnistnet import Progress, TrainConfig, preset
 from mnistnet.net import Net, run_layout
+from mnistnet.presets import DEFAULT_PRESET
 from mnistnet.runs import fine_tune_config
 from mnistnet.store import ACTIVE, NotAllowed, StoreError
-from mnistnet.train import DEFAULT_PRESET
 from ui import resources, session
 
 MAX_ACTIVE_PER_VISITOR = 1  # Train-page runs a visitor may have queued or running at once

@@ -26,13 +26,25 @@ def _load_values(values: dict) -> None:
     for f in forms.CONFIG_FIELDS:
         # float(): a number input's value and step must be of one type (a preset may say 10).
         st.session_state[W + f] = (str(values[f]) if f == "seed" else float(values[f]) if f in AUGMENTATION
-                                   else values.get(f, "mnist") if f == "dataset" else values[f])
+                                   else values.get(f, "mnist") if f == "dataset"
+                                   else bool(values.get(f, False)) if f == "flip" else values[f])
 
 
 def _apply_preset(n_train: int) -> None:
+    """Fill the form with the chosen preset's recipe for the data set the form holds."""
     name = st.session_state[W + "preset"]
     if name:
-        _load_values(forms.preset_values(name, n_train))
+        _load_values(forms.preset_values(name, n_train, st.session_state.get(W + "dataset") or "mnist"))
+        st.session_state[W + "preset.loaded"] = values_now()
+
+
+def _change_dataset(n_train: int) -> None:
+    """A new data set: a preset loaded and left as it was switches to its recipe for that data
+    set (clothes are mirrored, digits turned); values the visitor changed stay."""
+    loaded = st.session_state.get(W + "preset.loaded")
+    now = values_now()
+    if st.session_state.get(W + "preset") and loaded and {**loaded, "dataset": now["dataset"]} == now:
+        _apply_preset(n_train)
 
 
 def _number(label: str, field: str, n_train: int, disabled: bool, where=st, **kw):
@@ -71,11 +83,12 @@ def form(n_train: int, disabled: bool) -> dict:
                                                    "preset": "seed"}
         _load_values(saved)
         st.session_state[W + "preset"] = saved["preset"]
+        st.session_state[W + "preset.loaded"] = saved.get("preset.loaded", values_now())
     chosen = st.segmented_control("Start from a preset", list(forms.PRESET_LABELS),
                                   format_func=forms.PRESET_LABELS.get, key=W + "preset",
                                   on_change=_apply_preset, args=(n_train,), disabled=disabled)
     if chosen:
-        st.caption(forms.preset_summary(chosen))
+        st.caption(forms.preset_summary(chosen, st.session_state.get(W + "dataset") or "mnist"))
     values: dict = {"hidden": []}
     arch, hyper = st.columns(2, gap="large")
     with arch:
@@ -106,6 +119,7 @@ def form(n_train: int, disabled: bool) -> dict:
             st.session_state[W + "dataset"] = "mnist"
         values["dataset"] = st.selectbox("Data set", list(forms.DATASETS), key=W + "dataset",
                                          format_func=lambda k: forms.DATASETS[k].title, disabled=disabled,
+                                         on_change=_change_dataset, args=(n_train,),
                                          help="MNIST: handwritten digits. Fashion-MNIST: photos of 10 "
                                               "kinds of clothing, the same size and format, harder.")
         values["learning_rate"] = _number("Learning rate", "learning_rate", n_train, disabled,
@@ -134,7 +148,8 @@ def form(n_train: int, disabled: bool) -> dict:
         values["shift_pixels"] = _number("Random shifts (px)", "shift_pixels", n_train, disabled,
                                          c4, step=1)
         _augmentation(values, n_train, disabled)
-    st.session_state[FORM_KEY] = {**values, "preset": st.session_state.get(W + "preset")}
+    st.session_state[FORM_KEY] = {**values, "preset": st.session_state.get(W + "preset"),
+                                  "preset.loaded": st.session_state.get(W + "preset.loaded")}
     return values
 
 
@@ -161,13 +176,19 @@ def _augmentation(values: dict, n_train: int, disabled: bool) -> None:
     """The augmentation inputs, four to a row; 0 turns each off."""
     # Costs from bench/augment.py on one core of the lab's machine.
     st.caption("Augmentation: every training image is distorted anew each time it is used, so "
-               "the network learns digits as people draw them. All of it together costs about "
-               "3 ms per batch of 128 images, half a training step of a 784-512-256-10 network.")
+               "the network learns digits as people draw them (or clothes seen either way round). "
+               "All of it together costs about 3 ms per batch of 128 images, half a training step "
+               "of a 784-512-256-10 network.")
     names = list(AUGMENTATION)
     for row in (names[:4], names[4:]):
-        for col, f in zip(st.columns(4), row):
+        cols = st.columns(4)
+        for col, f in zip(cols, row):
             label, step, help_text = AUGMENTATION[f]
             values[f] = _number(label, f, n_train, disabled, col, step=step, format="%g", help=help_text)
+    values["flip"] = cols[3].checkbox(
+        "Mirror left to right", key=W + "flip", disabled=disabled,
+        help="Mirror a random half of the images each time: right for clothes, which look the same "
+             "either way round; wrong for digits, which do not.")
 
 
 def _status_line(snap: jobs.Snapshot) -> str:

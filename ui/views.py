@@ -14,7 +14,7 @@ from PIL import Image
 
 from mnistnet import DataError, preset
 from mnistnet.modelfile import model_bytes
-from mnistnet.train import DEFAULT_PRESET
+from mnistnet.presets import DEFAULT_PRESET
 from ui import identity, jobs, nav, session
 from ui.plain import md
 
