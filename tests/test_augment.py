@@ -316,6 +316,6 @@ def test_a_config_stored_before_augmentation_still_loads():
            "momentum": 0.9, "lr_schedule": "cosine", "weight_decay": 0.0, "shift_pixels": 2,
            "train_size": None, "progress_every": 20}
     cfg = TrainConfig.from_dict(old)
-    assert cfg.shift_pixels == 2 and cfg.rotate_degrees == 0 and cfg.elastic_alpha == 0
+    assert cfg.shift_pixels == 2 and cfg.rotate_degrees == 0 and cfg.elastic_alpha == 0 and cfg.flip is False
     assert not augmenting(cfg)
     assert TrainConfig.from_dict(TrainConfig(**ALL).to_dict()) == TrainConfig(**ALL)
